@@ -1,0 +1,67 @@
+"""Backend registry: a name maps to a module, imported only when a job asks for it.
+
+A backend module defines ``prepare(cfg, params, x) -> Prepared`` and may define
+``check(cfg)``, which raises ConfigError for a configuration it cannot run. Adding a
+backend is one new file and one line in ``_MODULES``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+_MODULES = {
+    "numpy": "rnnexp.backends.numpy_ref",
+    "numpy_naive": "rnnexp.backends.numpy_naive",
+    "torch": "rnnexp.backends.torch_nn",
+    "torch_cell": "rnnexp.backends.torch_cell",
+    "torch_compile": "rnnexp.backends.torch_compile",
+}
+
+
+@dataclass
+class Outputs:
+    """What every backend returns, as NumPy arrays: the output sequence and the final states."""
+
+    output: np.ndarray
+    h_n: np.ndarray
+    c_n: np.ndarray | None = None
+
+
+def _noop() -> None:
+    return None
+
+
+@dataclass
+class Prepared:
+    """A forward pass ready to time: ``call`` runs it, ``fetch`` turns its result into Outputs."""
+
+    call: Callable[[], Any]
+    fetch: Callable[[Any], Outputs]
+    sync: Callable[[], None] = _noop  # waits for the device before each clock read
+    context: Callable[[], AbstractContextManager] = contextlib.nullcontext  # held around every call
+    device: str = "cpu"
+    compile_s: float | None = None  # one-off compile time, never part of the timing
+    extra: dict[str, Any] = field(default_factory=dict)  # backend-specific row columns
+
+
+def names() -> list[str]:
+    return list(_MODULES)
+
+
+def load(name: str) -> ModuleType:
+    return importlib.import_module(_MODULES[name])
+
+
+def check_supported(cfg) -> None:
+    """Let the chosen backend refuse a configuration before any work is done."""
+    check = getattr(load(cfg.backend), "check", None)
+    if check is not None:
+        check(cfg)

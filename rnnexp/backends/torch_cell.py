@@ -1,0 +1,81 @@
+"""The tutorial's memory-cell loop in torch: a Python loop over ``nn.RNNCell``/``LSTMCell``/``GRUCell``.
+
+One cell module per layer and direction, stepped one timestep at a time; an LSTM's
+projection (which ``nn.LSTMCell`` lacks) is applied by hand after each step, as ``nn.LSTM`` does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rnnexp.backends import Prepared
+from rnnexp.backends._torch import check, fetch_triple, resolve_device, synchronizer, to_tensors
+from rnnexp.config import Cell, RunConfig
+from rnnexp.params import directions, out_size, suffix
+
+__all__ = ["check", "prepare"]
+
+_CLASSES = {Cell.rnn: torch.nn.RNNCell, Cell.lstm: torch.nn.LSTMCell, Cell.gru: torch.nn.GRUCell}
+
+
+def _cells(cfg: RunConfig, params: dict[str, np.ndarray], device: torch.device) -> list[list[tuple]]:
+    """cells[layer][direction] = (cell module, projection weight or None)."""
+    tensors = to_tensors(params, device)
+    dtype = getattr(torch, cfg.dtype.value)
+    grid = []
+    for layer in range(cfg.layers):
+        row = []
+        for d in range(directions(cfg)):
+            s = suffix(layer, d)
+            in_size = tensors[f"weight_ih{s}"].shape[1]
+            kwargs = dict(bias=cfg.bias, device=device, dtype=dtype)
+            if cfg.cell is Cell.rnn:
+                kwargs["nonlinearity"] = cfg.nonlinearity.value
+            cell = _CLASSES[cfg.cell](in_size, cfg.hidden_size, **kwargs)
+            names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if cfg.bias else [])
+            with torch.no_grad():
+                for n in names:
+                    setattr(cell, n, torch.nn.Parameter(tensors[n + s], requires_grad=False))
+            row.append((cell.eval(), tensors.get(f"weight_hr{s}")))
+        grid.append(row)
+    return grid
+
+
+def _run(cfg: RunConfig, grid, x: torch.Tensor):
+    seq = x.transpose(0, 1) if cfg.batch_first else x  # (T, B, features)
+    steps, batch = seq.shape[0], seq.shape[1]
+    h_n, c_n = [], []
+    for row in grid:
+        outs = []
+        for d, (cell, w_hr) in enumerate(row):
+            h = seq.new_zeros(batch, out_size(cfg))
+            c = seq.new_zeros(batch, cfg.hidden_size)
+            out = [None] * steps
+            for t in reversed(range(steps)) if d else range(steps):
+                if cfg.cell is Cell.lstm:
+                    h, c = cell(seq[t], (h, c))
+                    if w_hr is not None:
+                        h = h @ w_hr.T
+                else:
+                    h = cell(seq[t], h)
+                out[t] = h
+            outs.append(torch.stack(out))
+            h_n.append(h)
+            c_n.append(c)
+        seq = torch.cat(outs, dim=-1)
+    output = seq.transpose(0, 1) if cfg.batch_first else seq
+    return output, torch.stack(h_n), torch.stack(c_n) if cfg.cell is Cell.lstm else None
+
+
+def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:
+    device = resolve_device(cfg)
+    grid = _cells(cfg, params, device)
+    xt = torch.from_numpy(x).to(device)
+    return Prepared(
+        call=lambda: _run(cfg, grid, xt),
+        fetch=fetch_triple,
+        sync=synchronizer(device),
+        context=torch.inference_mode,
+        device=device.type,
+    )

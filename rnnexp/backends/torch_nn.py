@@ -1,0 +1,48 @@
+"""``torch.nn.RNN``/``LSTM``/``GRU`` (MKL/oneDNN on CPU, cuDNN on CUDA) under inference_mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rnnexp.backends import Prepared
+from rnnexp.backends._torch import check, fetch, resolve_device, synchronizer, to_tensors
+from rnnexp.config import Cell, RunConfig
+
+__all__ = ["build_module", "check", "prepare"]
+
+_CLASSES = {Cell.rnn: torch.nn.RNN, Cell.lstm: torch.nn.LSTM, Cell.gru: torch.nn.GRU}
+
+
+def build_module(cfg: RunConfig, params: dict[str, np.ndarray], device: torch.device) -> torch.nn.Module:
+    """The nn module for ``cfg`` with ``params`` loaded (strictly: every name must match)."""
+    kwargs = dict(
+        input_size=cfg.input_size,
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.layers,
+        bias=cfg.bias,
+        batch_first=cfg.batch_first,
+        bidirectional=cfg.bidirectional,
+        device=device,
+        dtype=getattr(torch, cfg.dtype.value),
+    )
+    if cfg.cell is Cell.rnn:
+        kwargs["nonlinearity"] = cfg.nonlinearity.value
+    if cfg.proj_size:
+        kwargs["proj_size"] = cfg.proj_size
+    module = _CLASSES[cfg.cell](**kwargs)
+    module.load_state_dict(to_tensors(params, device), strict=True)
+    return module.eval()
+
+
+def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:
+    device = resolve_device(cfg)
+    module = build_module(cfg, params, device)
+    xt = torch.from_numpy(x).to(device)
+    return Prepared(
+        call=lambda: module(xt),
+        fetch=fetch,
+        sync=synchronizer(device),
+        context=torch.inference_mode,
+        device=device.type,
+    )

@@ -1,0 +1,114 @@
+"""The command line: the only module that touches Hydra.
+
+``python -m rnnexp [overrides]`` runs one job; ``-m`` runs a sweep. Each job's config is
+turned into a typed RunConfig once, run by plain functions, and its row written to the job's
+dir; a callback gathers a sweep's rows into one table and sets the exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from rnnexp import results, summary
+from rnnexp.config import RunConfig
+from rnnexp.runner import run_job
+
+_PKG = Path(__file__).resolve().parent
+
+
+def conf_dir() -> Path:
+    """The configs: shipped inside the package when installed, the repo's conf/ in a checkout."""
+    installed = _PKG / "conf"
+    return installed if installed.is_dir() else _PKG.parent / "conf"
+
+
+def _register() -> None:
+    ConfigStore.instance().store(name="rnnexp_schema", node=RunConfig)
+    if not OmegaConf.has_resolver("rnnexp_uid"):
+        # A per-process token in dir names, so two sweeps started in the same second never share one.
+        OmegaConf.register_new_resolver("rnnexp_uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
+
+
+_register()
+
+
+def rerun_command(overrides: list[str]) -> str:
+    return " ".join(["python -m rnnexp", *(shlex.quote(o) for o in overrides)])
+
+
+def _progress(row: dict[str, Any], num: int) -> str:
+    total = int(os.environ.get("RNNEXP_SWEEP_TOTAL", "0"))
+    start = float(os.environ.get("RNNEXP_SWEEP_START", "0"))
+    if not total or not start:
+        return ""
+    done, elapsed = num + 1, time.time() - start
+    eta = elapsed / done * (total - done)
+    return f"[{done}/{total}] elapsed {elapsed:.1f}s, ETA {eta:.1f}s: "
+
+
+@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
+def _task(dcfg: DictConfig) -> dict[str, Any]:
+    hc = HydraConfig.get()
+    cfg: RunConfig = OmegaConf.to_object(dcfg)
+    row = run_job(cfg)
+    overrides = list(hc.overrides.task)
+    row["overrides"] = " ".join(overrides)
+    row["command"] = rerun_command(overrides)
+    results.write_row(row, Path(hc.runtime.output_dir))
+    num = hc.job.get("num", 0) or 0
+    print(_progress(row, num) + summary.one_line(row), flush=True)
+    return row
+
+
+class ResultsCallback(Callback):
+    """Prints the summary and sets the exit code; in a sweep, gathers every job's row first."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from rnnexp.sweep import count_jobs
+
+        os.environ["RNNEXP_SWEEP_TOTAL"] = str(count_jobs(config))
+        os.environ["RNNEXP_SWEEP_START"] = str(time.time())
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        table = results.collect(sweep_dir)
+        path = results.write_csv_atomic(table, sweep_dir / results.ROW_FILE)
+        _finish(table, path)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        job_return = kwargs.get("job_return")
+        out_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
+        path = out_dir / results.ROW_FILE
+        if path.exists():  # absent only when the task itself crashed; Hydra reports that
+            _finish(results.read_table(path), path)
+
+
+def _finish(table, path: Path) -> None:
+    print(summary.table(table), flush=True)
+    print(f"results: {path}", flush=True)
+    failed = summary.count_failed(table)
+    if failed:
+        print(f"{failed} of {len(table)} jobs failed", file=sys.stderr, flush=True)
+        sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sys.argv = [sys.argv[0], *argv]
+    _task()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The experiment schema: one flat dataclass whose fields are the config keys and CSV columns.
+
+Types and choices are checked by OmegaConf at compose time (Enums, ints, bools); ranges and
+cross-field rules by :func:`validate`, which every entry point calls before a job runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Cell(str, Enum):
+    rnn = "rnn"
+    lstm = "lstm"
+    gru = "gru"
+
+
+class Nonlinearity(str, Enum):
+    tanh = "tanh"
+    relu = "relu"
+
+
+class Device(str, Enum):
+    cpu = "cpu"
+    cuda = "cuda"
+    auto = "auto"
+
+
+class Dtype(str, Enum):
+    float32 = "float32"
+    float64 = "float64"
+
+
+class Init(str, Enum):
+    torch_default = "torch_default"
+    uniform01 = "uniform01"
+    normal = "normal"
+    xavier_uniform = "xavier_uniform"
+    orthogonal = "orthogonal"
+
+
+class InputDist(str, Enum):
+    uniform01 = "uniform01"
+    normal = "normal"
+    zeros = "zeros"
+    ones = "ones"
+
+
+@dataclass
+class TimingConfig:
+    """How a forward pass is timed (the method of ``torch.utils.benchmark``'s adaptive_autorange)."""
+
+    warmup: int = 2  # untimed calls after the cold first call
+    min_run_time_s: float = 0.2  # keep collecting blocks at least this long
+    max_run_time_s: float = 2.0  # stop collecting blocks after this long, noisy or not
+    min_blocks: int = 5
+    block_min_s: float = 0.01  # a block lasts at least this long (timer overhead < 1e-4 of it)
+    iqr_target_frac: float = 0.0  # stop early once IQR/median falls under this (0 = never early)
+    noisy_frac: float = 0.10  # a row is flagged noisy when IQR/median exceeds this
+
+
+@dataclass
+class RunConfig:
+    """One job. Defaults are the tutorial's memory cell: 10 steps, 5 inputs, 8 hidden units."""
+
+    cell: Cell = Cell.rnn
+    input_size: int = 5
+    hidden_size: int = 8
+    layers: int = 1
+    bidirectional: bool = False
+    timesteps: int = 10
+    batch_size: int = 1
+    batch_first: bool = True
+    nonlinearity: Nonlinearity = Nonlinearity.tanh  # rnn only
+    bias: bool = True
+    proj_size: int = 0  # lstm only; 0 = no projection
+    backend: str = "torch"
+    device: Device = Device.cpu
+    dtype: Dtype = Dtype.float32
+    seed: int = 0
+    init: Init = Init.torch_default
+    init_gain: float = 1.0
+    input_dist: InputDist = InputDist.normal
+    input_scale: float = 1.0
+    threads: int = 1
+    timing: TimingConfig = field(default_factory=TimingConfig)
+
+
+class ConfigError(ValueError):
+    """A bad value for one key; the message is one line naming the key, the value and what is allowed."""
+
+    def __init__(self, key: str, value: object, allowed: str):
+        self.key = key
+        super().__init__(f"{key}={value!s}: {allowed}")
+
+
+POSITIVE_INTS = ("input_size", "hidden_size", "layers", "timesteps", "batch_size", "threads")
+
+
+def config_keys() -> list[str]:
+    """The flat keys a user may override (``timing`` is a config group)."""
+    return [f.name for f in dataclasses.fields(RunConfig)]
+
+
+def suggest_key(key: str) -> str:
+    """Return ' (did you mean X?)' for a near miss of a known key, else ''."""
+    close = difflib.get_close_matches(key, config_keys(), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def validate(cfg: RunConfig) -> None:
+    """Raise ConfigError for the first range or cross-field rule that ``cfg`` breaks."""
+    from rnnexp import backends
+
+    for key in POSITIVE_INTS:
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(key, value, "must be a positive integer (>= 1)")
+    if cfg.proj_size < 0:
+        raise ConfigError("proj_size", cfg.proj_size, "must be >= 0 (0 = no projection)")
+    if cfg.proj_size and cfg.cell is not Cell.lstm:
+        raise ConfigError("proj_size", cfg.proj_size, f"applies to cell=lstm only, not cell={cfg.cell.value}")
+    if cfg.proj_size >= cfg.hidden_size:
+        raise ConfigError("proj_size", cfg.proj_size, f"must be < hidden_size ({cfg.hidden_size})")
+    if cfg.cell is not Cell.rnn and cfg.nonlinearity is not Nonlinearity.tanh:
+        raise ConfigError(
+            "nonlinearity", cfg.nonlinearity.value, f"applies to cell=rnn only (cell={cfg.cell.value} has fixed gates)"
+        )
+    for key in ("init_gain", "input_scale"):
+        value = getattr(cfg, key)
+        if not value > 0:
+            raise ConfigError(key, value, "must be a positive number")
+    if cfg.seed < 0:
+        raise ConfigError("seed", cfg.seed, "must be >= 0")
+    if cfg.backend not in backends.names():
+        raise ConfigError("backend", cfg.backend, f"allowed: {', '.join(backends.names())}")
+    backends.check_supported(cfg)
+    validate_timing(cfg.timing)
+
+
+def validate_timing(t: TimingConfig) -> None:
+    if t.warmup < 0:
+        raise ConfigError("timing.warmup", t.warmup, "must be >= 0")
+    if t.min_blocks < 1:
+        raise ConfigError("timing.min_blocks", t.min_blocks, "must be >= 1")
+    for key in ("min_run_time_s", "block_min_s"):
+        if not getattr(t, key) > 0:
+            raise ConfigError(f"timing.{key}", getattr(t, key), "must be > 0")
+    if t.max_run_time_s < t.min_run_time_s:
+        raise ConfigError("timing.max_run_time_s", t.max_run_time_s, f"must be >= min_run_time_s ({t.min_run_time_s})")
+
+
+def as_flat_dict(cfg: RunConfig) -> dict[str, object]:
+    """The config as CSV columns: enums by value, timing settings prefixed ``timing_``."""
+    out: dict[str, object] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, TimingConfig):
+            out.update({f"timing_{k}": v for k, v in dataclasses.asdict(value).items()})
+        else:
+            out[f.name] = value.value if isinstance(value, Enum) else value
+    return out

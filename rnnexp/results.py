@@ -1,0 +1,54 @@
+"""Rows and tables: one CSV row per job, written atomically; a sweep's table gathered from them."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+ROW_FILE = "results.csv"  # one row in a job's dir; every row at a sweep's root
+
+
+def write_csv_atomic(df: pd.DataFrame, path: Path) -> Path:
+    """Write ``df`` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            df.to_csv(fh, index=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_row(row: dict, job_dir: Path) -> Path:
+    return write_csv_atomic(pd.DataFrame([row]), Path(job_dir) / ROW_FILE)
+
+
+def _job_key(path: Path) -> tuple:
+    name = path.parent.name
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+def job_row_files(sweep_dir: Path) -> list[Path]:
+    """Every job's row file under a sweep dir, in job order."""
+    return sorted(Path(sweep_dir).glob(f"*/{ROW_FILE}"), key=_job_key)
+
+
+def collect(sweep_dir: Path) -> pd.DataFrame:
+    """The sweep's table rebuilt from its jobs' rows (also for a partial or interrupted sweep)."""
+    files = job_row_files(sweep_dir)
+    if not files:
+        return pd.DataFrame()
+    return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path)

@@ -1,0 +1,34 @@
+"""The configs travel with a regular (non-editable) install: a wheel's worth of files, no checkout."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_non_editable_install_finds_configs(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(target), str(ROOT)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert (target / "rnnexp" / "conf" / "config.yaml").is_file()
+    assert (target / "rnnexp" / "conf" / "timing" / "quick.yaml").is_file()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rnnexp", "timing=quick", "hidden_size=3"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert str(target) in subprocess.run(
+        [sys.executable, "-c", "import rnnexp.cli; print(rnnexp.cli.conf_dir())"],
+        cwd=work, env=env, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    assert list(work.glob("outputs/runs/*/*/results.csv"))
