@@ -7,6 +7,7 @@ dir; a callback gathers a sweep's rows into one table and sets the exit code.
 
 from __future__ import annotations
 
+import importlib
 import os
 import shlex
 import sys
@@ -21,8 +22,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from rnnexp import results, summary
-from rnnexp.config import RunConfig
+from rnnexp import preflight, results, summary
+from rnnexp.config import ConfigError, RunConfig
 from rnnexp.runner import run_job
 
 _PKG = Path(__file__).resolve().parent
@@ -104,8 +105,19 @@ def _finish(table, path: Path) -> None:
         sys.exit(1)
 
 
+# `rnnexp report ...` and `rnnexp compare ...` are plain argparse programs; they never compose configs.
+SUBCOMMANDS = {"report": "rnnexp.report", "compare": "rnnexp.compare"}
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        sys.exit(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
+    try:
+        preflight.check_argv(argv)
+    except ConfigError as exc:
+        print(f"rnnexp: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     sys.argv = [sys.argv[0], *argv]
     _task()
 

@@ -33,6 +33,8 @@ class Outputs:
     output: np.ndarray
     h_n: np.ndarray
     c_n: np.ndarray | None = None
+    # Every layer's output sequence, time-major (T, B, D*H_out); only the NumPy reference fills it.
+    layers: list[np.ndarray] | None = None
 
 
 def _noop() -> None:
