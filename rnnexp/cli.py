@@ -64,11 +64,12 @@ def _task(dcfg: DictConfig) -> dict[str, Any]:
     hc = HydraConfig.get()
     cfg: RunConfig = OmegaConf.to_object(dcfg)
     row = run_job(cfg)
+    num = hc.job.get("num", 0) or 0
+    row["job_num"] = num
     overrides = list(hc.overrides.task)
     row["overrides"] = " ".join(overrides)
     row["command"] = rerun_command(overrides)
     results.write_row(row, Path(hc.runtime.output_dir))
-    num = hc.job.get("num", 0) or 0
     print(_progress(row, num) + summary.one_line(row), flush=True)
     return row
 

@@ -27,20 +27,22 @@ def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Pre
 
 
 def reference(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Outputs:
-    """The float64 forward on exactly the numbers a backend was given (its dtype, upcast)."""
+    """The float64 forward on exactly the numbers a backend was given (its dtype, upcast), every layer kept."""
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
-    return forward(cfg, p64, x.astype(np.float64))
+    return forward(cfg, p64, x.astype(np.float64), keep_layers=True)
 
 
-def forward(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, hoist: bool = True) -> Outputs:
+def forward(
+    cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, hoist: bool = True, keep_layers: bool = False
+) -> Outputs:
     """Run every layer and direction; layer l>0 reads the concatenated outputs of layer l-1."""
     with np.errstate(over="ignore"):
-        return _forward(cfg, params, x, hoist)
+        return _forward(cfg, params, x, hoist, keep_layers)
 
 
-def _forward(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, hoist: bool) -> Outputs:
+def _forward(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, hoist: bool, keep_layers: bool) -> Outputs:
     seq = x.swapaxes(0, 1) if cfg.batch_first else x  # (T, B, features)
-    h_n, c_n = [], []
+    h_n, c_n, layers = [], [], []
     for layer in range(cfg.layers):
         outs = []
         for d in range(directions(cfg)):
@@ -50,8 +52,10 @@ def _forward(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, hoist
             h_n.append(h)
             c_n.append(c)
         seq = np.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
+        layers.append(seq)
     output = np.ascontiguousarray(seq.swapaxes(0, 1) if cfg.batch_first else seq)
-    return Outputs(output, np.stack(h_n), np.stack(c_n) if cfg.cell is Cell.lstm else None)
+    c_n = np.stack(c_n) if cfg.cell is Cell.lstm else None
+    return Outputs(output, np.stack(h_n), c_n, layers if keep_layers else None)
 
 
 def _run_direction(cfg: RunConfig, p: dict, seq: np.ndarray, hoist: bool):
