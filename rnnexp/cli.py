@@ -119,8 +119,22 @@ def main(argv: list[str] | None = None) -> None:
     except ConfigError as exc:
         print(f"rnnexp: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    if "--dry-run" in argv:
+        sys.exit(_dry_run([a for a in argv if a != "--dry-run"]))
     sys.argv = [sys.argv[0], *argv]
     _task()
+
+
+def _dry_run(argv: list[str]) -> int:
+    """Print the jobs a command would run, one re-runnable line each, and their count."""
+    from rnnexp.sweep import planned_jobs
+
+    multirun = "-m" in argv or "--multirun" in argv
+    jobs = planned_jobs(argv, str(conf_dir())) if multirun else [[a for a in argv if not a.startswith("-")]]
+    for num, job in enumerate(jobs):
+        print(f"#{num}: {rerun_command(job)}")
+    print(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} (dry run: nothing was run)")
+    return 0
 
 
 if __name__ == "__main__":

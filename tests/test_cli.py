@@ -1,6 +1,7 @@
 """The real CLI in a subprocess: the tutorial's cases, a sweep, and a sweep with a failing job."""
 
 import pytest
+
 from conftest import run_cli, run_table, sweep_table
 
 pytestmark = pytest.mark.slow

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rnnexp.backends import Outputs
-from rnnexp.config import ConfigError, Device, RunConfig
+from rnnexp.config import Cell, ConfigError, Device, RunConfig
 
 
 def check(cfg: RunConfig) -> None:
@@ -43,3 +44,31 @@ def fetch(result) -> Outputs:
 def fetch_triple(result) -> Outputs:
     """(output, h_n, c_n or None) from the hand-written loops, to NumPy."""
     return Outputs(*[t.cpu().numpy() if t is not None else None for t in result])
+
+
+# One recurrence step of each cell in plain torch ops, PyTorch's gate order and semantics.
+# ``xi`` is the input projection x_t W_ih^T + b_ih, computed for all timesteps beforehand.
+
+
+def _rnn_step(xi, h, c, w_hh, b_hh, w_hr, relu: bool):
+    a = xi + F.linear(h, w_hh, b_hh)
+    return (torch.relu(a) if relu else torch.tanh(a)), c
+
+
+def _lstm_step(xi, h, c, w_hh, b_hh, w_hr, relu: bool):
+    i, f, g, o = (xi + F.linear(h, w_hh, b_hh)).chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    h = torch.sigmoid(o) * torch.tanh(c)
+    return (h if w_hr is None else F.linear(h, w_hr)), c
+
+
+def _gru_step(xi, h, c, w_hh, b_hh, w_hr, relu: bool):
+    x_r, x_z, x_n = xi.chunk(3, dim=1)
+    h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=1)
+    r = torch.sigmoid(x_r + h_r)
+    z = torch.sigmoid(x_z + h_z)
+    n = torch.tanh(x_n + r * h_n)
+    return n + z * (h - n), c
+
+
+STEPS = {Cell.rnn: _rnn_step, Cell.lstm: _lstm_step, Cell.gru: _gru_step}

@@ -1,16 +1,18 @@
 """The tutorial's memory-cell loop in torch: a Python loop over ``nn.RNNCell``/``LSTMCell``/``GRUCell``.
 
-One cell module per layer and direction, stepped one timestep at a time; an LSTM's
-projection (which ``nn.LSTMCell`` lacks) is applied by hand after each step, as ``nn.LSTM`` does.
+One cell module per layer and direction, stepped one timestep at a time. ``nn.LSTMCell`` has no
+``proj_size`` (it takes its hidden size from h, which a projection shrinks), so a projected LSTM
+steps with the same recurrence written in torch ops (``_torch.STEPS``), as ``nn.LSTM`` computes it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rnnexp.backends import Prepared
-from rnnexp.backends._torch import check, fetch_triple, resolve_device, synchronizer, to_tensors
+from rnnexp.backends._torch import STEPS, check, fetch_triple, resolve_device, synchronizer, to_tensors
 from rnnexp.config import Cell, RunConfig
 from rnnexp.params import directions, out_size, suffix
 
@@ -53,10 +55,11 @@ def _run(cfg: RunConfig, grid, x: torch.Tensor):
             c = seq.new_zeros(batch, cfg.hidden_size)
             out = [None] * steps
             for t in reversed(range(steps)) if d else range(steps):
-                if cfg.cell is Cell.lstm:
+                if w_hr is not None:
+                    xi = F.linear(seq[t], cell.weight_ih, cell.bias_ih)
+                    h, c = STEPS[Cell.lstm](xi, h, c, cell.weight_hh, cell.bias_hh, w_hr, False)
+                elif cfg.cell is Cell.lstm:
                     h, c = cell(seq[t], (h, c))
-                    if w_hr is not None:
-                        h = h @ w_hr.T
                 else:
                     h = cell(seq[t], h)
                 out[t] = h

@@ -16,35 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from rnnexp.backends import Prepared
-from rnnexp.backends._torch import check, fetch_triple, resolve_device, synchronizer, to_tensors
+from rnnexp.backends._torch import STEPS, check, fetch_triple, resolve_device, synchronizer, to_tensors
 from rnnexp.config import Cell, Nonlinearity, RunConfig
 from rnnexp.params import directions, out_size, suffix
 
 __all__ = ["check", "prepare"]
-
-
-def _rnn_step(xi, h, c, w_hh, b_hh, w_hr, relu: bool):
-    a = xi + F.linear(h, w_hh, b_hh)
-    return (torch.relu(a) if relu else torch.tanh(a)), c
-
-
-def _lstm_step(xi, h, c, w_hh, b_hh, w_hr, relu: bool):
-    i, f, g, o = (xi + F.linear(h, w_hh, b_hh)).chunk(4, dim=1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h = torch.sigmoid(o) * torch.tanh(c)
-    return (h if w_hr is None else F.linear(h, w_hr)), c
-
-
-def _gru_step(xi, h, c, w_hh, b_hh, w_hr, relu: bool):
-    x_r, x_z, x_n = xi.chunk(3, dim=1)
-    h_r, h_z, h_n = F.linear(h, w_hh, b_hh).chunk(3, dim=1)
-    r = torch.sigmoid(x_r + h_r)
-    z = torch.sigmoid(x_z + h_z)
-    n = torch.tanh(x_n + r * h_n)
-    return n + z * (h - n), c
-
-
-_STEPS = {Cell.rnn: _rnn_step, Cell.lstm: _lstm_step, Cell.gru: _gru_step}
 
 
 def _forward(cfg: RunConfig, w: dict[str, torch.Tensor], x: torch.Tensor, step):
@@ -75,7 +51,7 @@ def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Pre
     device = resolve_device(cfg)
     weights = to_tensors(params, device)
     xt = torch.from_numpy(x).to(device)
-    step = torch.compile(_STEPS[cfg.cell], dynamic=False, fullgraph=True)
+    step = torch.compile(STEPS[cfg.cell], dynamic=False, fullgraph=True)
     sync = synchronizer(device)
     start = time.perf_counter()
     with torch.inference_mode():
