@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnexp import preflight, results, summary
 from rnnexp.config import ConfigError, RunConfig
-from rnnexp.runner import run_job
+from rnnexp.runner import run_job, usable_cores
 
 _PKG = Path(__file__).resolve().parent
 
@@ -62,14 +62,20 @@ def _progress(row: dict[str, Any], num: int) -> str:
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def _task(dcfg: DictConfig) -> dict[str, Any]:
     hc = HydraConfig.get()
-    cfg: RunConfig = OmegaConf.to_object(dcfg)
-    row = run_job(cfg)
     num = hc.job.get("num", 0) or 0
+    out_dir = Path(hc.runtime.output_dir)
+    if os.environ.get(RESUME_ENV):
+        done = results.ok_row(out_dir)
+        if done is not None:
+            print(f"{_progress(done, num)}kept the finished row in {out_dir}", flush=True)
+            return done
+    cfg: RunConfig = OmegaConf.to_object(dcfg)
+    row = run_job(cfg, concurrent_jobs=concurrent_jobs(hc.launcher))
     row["job_num"] = num
     overrides = list(hc.overrides.task)
     row["overrides"] = " ".join(overrides)
     row["command"] = rerun_command(overrides)
-    results.write_row(row, Path(hc.runtime.output_dir))
+    results.write_row(row, out_dir)
     print(_progress(row, num) + summary.one_line(row), flush=True)
     return row
 
@@ -108,12 +114,49 @@ def _finish(table, path: Path) -> None:
 
 # `rnnexp report ...` and `rnnexp compare ...` are plain argparse programs; they never compose configs.
 SUBCOMMANDS = {"report": "rnnexp.report", "compare": "rnnexp.compare"}
+RESUME_ENV = "RNNEXP_RESUME"  # set by `rnnexp resume`: jobs whose ok row exists are kept, not re-run
+
+
+def resume_argv(sweep_dir: Path, extra: list[str]) -> list[str]:
+    """The command line that re-runs the sweep saved in ``sweep_dir``/multirun.yaml into the same dir."""
+    saved = sweep_dir / "multirun.yaml"
+    if not saved.is_file():
+        raise ConfigError("resume", sweep_dir, "not a sweep dir (it has no multirun.yaml)")
+    hydra_cfg = OmegaConf.load(saved).hydra
+    keep = [o for o in hydra_cfg.overrides.hydra if not o.startswith(("hydra.mode=", "hydra.sweep.dir="))]
+    return ["-m", *hydra_cfg.overrides.task, *keep, f"hydra.sweep.dir={sweep_dir}", *extra]
+
+
+def concurrent_jobs(launcher: DictConfig) -> int:
+    """How many jobs of this sweep share this machine's cores at once.
+
+    Hydra's basic launcher runs one at a time; joblib runs ``n_jobs``; submitit's local launcher
+    runs every job of the sweep at once; on SLURM each job owns the CPUs it was allocated, so 1.
+    """
+    target = str(launcher.get("_target_", ""))
+    total = int(os.environ.get("RNNEXP_SWEEP_TOTAL", "1"))
+    if "joblib" in target:
+        n = int(launcher.get("n_jobs", -1))
+        return min(total, usable_cores() if n == -1 else max(n, 1))
+    if target.endswith("submitit_launcher.LocalLauncher"):
+        return total
+    return 1
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in SUBCOMMANDS:
         sys.exit(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
+    if argv and argv[0] == "resume":
+        if len(argv) < 2:
+            print("rnnexp: error: usage: rnnexp resume SWEEP_DIR [overrides]", file=sys.stderr)
+            sys.exit(2)
+        try:
+            argv = resume_argv(Path(argv[1]).resolve(), argv[2:])
+        except ConfigError as exc:
+            print(f"rnnexp: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        os.environ[RESUME_ENV] = "1"
     try:
         preflight.check_argv(argv)
     except ConfigError as exc:

@@ -52,3 +52,12 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
 
 def read_table(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
+
+
+def ok_row(job_dir: Path) -> dict | None:
+    """The finished row in a job dir, if there is one and it succeeded (for resuming a sweep)."""
+    path = Path(job_dir) / ROW_FILE
+    if not path.is_file():
+        return None
+    row = pd.read_csv(path).iloc[0].to_dict()
+    return row if row.get("status") == "ok" else None

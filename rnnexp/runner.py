@@ -6,6 +6,7 @@ Plain functions on a typed RunConfig; nothing here knows about Hydra.
 from __future__ import annotations
 
 import contextlib
+import os
 import platform
 import sys
 from importlib import metadata
@@ -17,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from rnnexp import backends
 from rnnexp.backends import Outputs
 from rnnexp.backends.numpy_ref import reference
-from rnnexp.config import RunConfig, as_flat_dict, validate
+from rnnexp.config import ConfigError, RunConfig, as_flat_dict, validate
 from rnnexp.measure import measure
 from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape, make_inputs, make_params
 from rnnexp.stats import state_stats
@@ -116,11 +117,26 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def run_job(cfg: RunConfig) -> dict[str, Any]:
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity), which can be fewer than the machine has."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_cores(cfg: RunConfig, concurrent_jobs: int) -> None:
+    """Refuse a job whose threads, times the jobs running beside it, would oversubscribe the cores."""
+    cores = usable_cores()
+    if cfg.threads * concurrent_jobs > cores:
+        allowed = f"threads x {concurrent_jobs} concurrent jobs must not exceed this machine's {cores} cores"
+        raise ConfigError("threads", cfg.threads, allowed)
+
+
+def run_job(cfg: RunConfig, concurrent_jobs: int = 1) -> dict[str, Any]:
     """The job's row; a failure is recorded in it (status=error), never raised."""
     row: dict[str, Any] = as_flat_dict(cfg)
+    row["concurrent_jobs"] = concurrent_jobs
     try:
         validate(cfg)
+        check_cores(cfg, concurrent_jobs)
         row.update(execute(cfg))
         row.update(status="ok", error="")
     except Exception as exc:  # a failed job is a row, so the sweep and its table survive
