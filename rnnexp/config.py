@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -93,7 +94,7 @@ class ConfigError(ValueError):
     """A bad value for one key; the message is one line naming the key, the value and what is allowed."""
 
     def __init__(self, key: str, value: object, allowed: str):
-        self.key = key
+        self.key, self.value, self.allowed = key, value, allowed
         super().__init__(f"{key}={value!s}: {allowed}")
 
 
@@ -105,14 +106,27 @@ def config_keys() -> list[str]:
     return [f.name for f in dataclasses.fields(RunConfig)]
 
 
-def suggest_key(key: str) -> str:
-    """Return ' (did you mean X?)' for a near miss of a known key, else ''."""
-    close = difflib.get_close_matches(key, config_keys(), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+def suggest_key(key: str, extra: tuple[str, ...] = ()) -> str:
+    """Return ' (did you mean X?)' for a near miss of a known key (or of ``extra`` names), else ''.
+
+    Timing settings are offered as ``timing.X``, also for a bare ``X``: ``warmup`` -> ``timing.warmup``.
+    """
+    known = {k: k for k in (*config_keys(), *extra)}
+    for f in dataclasses.fields(TimingConfig):
+        known.setdefault(f.name, f"timing.{f.name}")
+        known[f"timing.{f.name}"] = f"timing.{f.name}"
+    if key.startswith("timing."):  # a timing setting is one of timing's, never a top-level key
+        known = {k: v for k, v in known.items() if k.startswith("timing.")}
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean {known[close[0]]}?)" if close else ""
 
 
 def validate(cfg: RunConfig) -> None:
-    """Raise ConfigError for the first range or cross-field rule that ``cfg`` breaks."""
+    """Raise ConfigError for the first range or cross-field rule that ``cfg`` breaks.
+
+    The backend's own check comes last: it may import the backend's framework (torch), which a
+    config that breaks a plain rule never needs to pay for.
+    """
     from rnnexp import backends
 
     for key in POSITIVE_INTS:
@@ -131,14 +145,14 @@ def validate(cfg: RunConfig) -> None:
         )
     for key in ("init_gain", "input_scale"):
         value = getattr(cfg, key)
-        if not value > 0:
-            raise ConfigError(key, value, "must be a positive number")
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(key, value, "must be a positive finite number")
     if cfg.seed < 0:
         raise ConfigError("seed", cfg.seed, "must be >= 0")
     if cfg.backend not in backends.names():
         raise ConfigError("backend", cfg.backend, f"allowed: {', '.join(backends.names())}")
-    backends.check_supported(cfg)
     validate_timing(cfg.timing)
+    backends.check_supported(cfg)
 
 
 def validate_timing(t: TimingConfig) -> None:
@@ -151,6 +165,9 @@ def validate_timing(t: TimingConfig) -> None:
             raise ConfigError(f"timing.{key}", getattr(t, key), "must be > 0")
     if t.max_run_time_s < t.min_run_time_s:
         raise ConfigError("timing.max_run_time_s", t.max_run_time_s, f"must be >= min_run_time_s ({t.min_run_time_s})")
+    for key in ("iqr_target_frac", "noisy_frac"):
+        if not getattr(t, key) >= 0:
+            raise ConfigError(f"timing.{key}", getattr(t, key), "must be >= 0 (a fraction of the median)")
 
 
 def as_flat_dict(cfg: RunConfig) -> dict[str, object]:
