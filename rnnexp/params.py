@@ -78,28 +78,43 @@ def expected_c_n_shape(cfg: RunConfig) -> tuple[int, int, int] | None:
 
 
 def _draw(rng: np.random.Generator, cfg: RunConfig, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """One parameter under ``cfg.init`` (see the README's table of inits)."""
+    """One parameter under ``cfg.init``, scaled by ``g = cfg.init_gain`` (H = hidden_size, even with proj_size).
+
+    - torch_default: every weight and bias U(-g/sqrt(H), g/sqrt(H)), as ``nn.RNN/LSTM/GRU.reset_parameters``.
+    - uniform01: every weight and bias g * U[0, 1), the tutorial's ``np.random.random``.
+    - normal: weights N(0, g^2/H); biases 0.
+    - xavier_uniform: weights U(-b, b), b = g * sqrt(6 / (fan_in + fan_out)) on the whole stacked matrix,
+      as ``nn.init.xavier_uniform_`` (fan_in = columns, fan_out = rows = gates * H); biases 0.
+    - orthogonal: weight_hh one orthogonal block per gate (H x H_out, Q^T Q = I; square without proj_size) times g,
+      as ``nn.init.orthogonal_`` on each block; weight_ih and weight_hr xavier_uniform; biases 0.
+
+    Biases: the two inits that reproduce a known program keep its biases; the three re-initialisation
+    schemes zero them, as the usual re-init loop does (scheme on weights, ``nn.init.zeros_`` on biases),
+    so their statistics reflect the weights alone.
+    """
     init, gain = cfg.init, cfg.init_gain
     if init is Init.torch_default:
-        # nn.RNN/LSTM/GRU.reset_parameters: weights and biases all U(-1/sqrt(H), 1/sqrt(H)).
-        k = gain / np.sqrt(cfg.hidden_size)
+        k = gain / np.sqrt(cfg.hidden_size)  # reset_parameters' stdv, weights and biases alike
         return rng.uniform(-k, k, shape)
     if init is Init.uniform01:
-        return gain * rng.random(shape)  # the tutorial's np.random.random, biases too
+        return gain * rng.random(shape)
     if name.startswith("bias"):
-        return np.zeros(shape)  # re-initialised nets zero their biases (nn.init.zeros_)
+        return np.zeros(shape)
     if init is Init.normal:
         return rng.normal(0.0, gain / np.sqrt(cfg.hidden_size), shape)
     if init is Init.orthogonal and name.startswith("weight_hh"):
         return _orthogonal_blocks(rng, shape, GATES[cfg.cell], gain)
-    # xavier_uniform, and the non-recurrent weights under orthogonal: nn.init.xavier_uniform_
-    # on the whole stacked matrix (fan_out = rows, fan_in = columns).
+    return _xavier_uniform(rng, shape, gain)
+
+
+def _xavier_uniform(rng: np.random.Generator, shape: tuple[int, ...], gain: float) -> np.ndarray:
+    """``nn.init.xavier_uniform_`` on a 2-D weight: fan_in = columns, fan_out = rows."""
     bound = gain * np.sqrt(6.0 / (shape[0] + shape[1]))
     return rng.uniform(-bound, bound, shape)
 
 
 def _orthogonal_blocks(rng: np.random.Generator, shape: tuple[int, ...], gates: int, gain: float) -> np.ndarray:
-    """One orthogonal (semi-orthogonal) matrix per gate block, stacked in gate order."""
+    """One (semi-)orthogonal matrix per gate block, stacked in gate order: ``nn.init.orthogonal_``'s method."""
     rows, cols = shape[0] // gates, shape[1]
     blocks = []
     for _ in range(gates):
@@ -118,7 +133,11 @@ def make_params(cfg: RunConfig) -> dict[str, np.ndarray]:
 
 
 def make_inputs(cfg: RunConfig) -> np.ndarray:
-    """Seeded input sequence in the layout ``batch_first`` implies (never uninitialised memory)."""
+    """Seeded input sequence in the layout ``batch_first`` implies (never uninitialised memory).
+
+    ``input_dist`` times ``input_scale`` (s): uniform01 -> s * U[0, 1) (the tutorial's np.random.random),
+    normal -> N(0, s^2), zeros -> 0 (s has no effect), ones -> s.
+    """
     rng = np.random.default_rng([cfg.seed, 1])
     shape = input_shape(cfg)
     dist = cfg.input_dist
