@@ -70,12 +70,16 @@ def _task(dcfg: DictConfig) -> dict[str, Any]:
             print(f"{_progress(done, num)}kept the finished row in {out_dir}", flush=True)
             return done
     cfg: RunConfig = OmegaConf.to_object(dcfg)
-    row = run_job(cfg, concurrent_jobs=concurrent_jobs(hc.launcher))
+    steps: list = []
+    row = run_job(cfg, concurrent_jobs=concurrent_jobs(hc.launcher), steps=steps)
     row["job_num"] = num
     overrides = list(hc.overrides.task)
     row["overrides"] = " ".join(overrides)
     row["command"] = rerun_command(overrides)
-    results.write_row(row, out_dir)
+    if steps:
+        steps[0].insert(0, "job_num", num)
+        results.write_csv_atomic(steps[0], out_dir / results.STEPS_FILE)
+    results.write_row(row, out_dir)  # last: a row on disk means the job's files are complete
     print(_progress(row, num) + summary.one_line(row), flush=True)
     return row
 
@@ -92,6 +96,9 @@ class ResultsCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         table = results.collect(sweep_dir)
+        steps = results.collect(sweep_dir, results.STEPS_FILE)
+        if not steps.empty:
+            results.write_csv_atomic(steps, sweep_dir / results.STEPS_FILE)
         path = results.write_csv_atomic(table, sweep_dir / results.ROW_FILE)
         _finish(table, path)
 

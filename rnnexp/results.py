@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 ROW_FILE = "results.csv"  # one row in a job's dir; every row at a sweep's root
+STEPS_FILE = "steps.csv"  # long form: one row per layer, direction and timestep; joins on job_num
 
 
 def write_csv_atomic(df: pd.DataFrame, path: Path) -> Path:
@@ -37,14 +38,14 @@ def _job_key(path: Path) -> tuple:
     return (0, int(name), "") if name.isdigit() else (1, 0, name)
 
 
-def job_row_files(sweep_dir: Path) -> list[Path]:
-    """Every job's row file under a sweep dir, in job order."""
-    return sorted(Path(sweep_dir).glob(f"*/{ROW_FILE}"), key=_job_key)
+def job_row_files(sweep_dir: Path, name: str = ROW_FILE) -> list[Path]:
+    """Every job's ``name`` file under a sweep dir, in job order."""
+    return sorted(Path(sweep_dir).glob(f"*/{name}"), key=_job_key)
 
 
-def collect(sweep_dir: Path) -> pd.DataFrame:
-    """The sweep's table rebuilt from its jobs' rows (also for a partial or interrupted sweep)."""
-    files = job_row_files(sweep_dir)
+def collect(sweep_dir: Path, name: str = ROW_FILE) -> pd.DataFrame:
+    """The sweep's table rebuilt from its jobs' files (also for a partial or interrupted sweep)."""
+    files = job_row_files(sweep_dir, name)
     if not files:
         return pd.DataFrame()
     return pd.concat([pd.read_csv(f) for f in files], ignore_index=True)

@@ -21,7 +21,7 @@ from rnnexp.backends.numpy_ref import reference
 from rnnexp.config import ConfigError, RunConfig, as_flat_dict, validate
 from rnnexp.measure import measure
 from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape, make_inputs, make_params
-from rnnexp.stats import state_stats
+from rnnexp.stats import state_stats, step_table
 
 
 def _version(dist: str) -> str:
@@ -82,8 +82,11 @@ def parity(cfg: RunConfig, got: Outputs, ref: Outputs) -> dict[str, Any]:
     return {"max_abs_err_vs_ref": err, "parity_tol": tol, "parity_ok": bool(err <= tol)}
 
 
-def execute(cfg: RunConfig) -> dict[str, Any]:
-    """Run the job's forward on its backend and return the measured columns."""
+def execute(cfg: RunConfig, steps: list | None = None) -> dict[str, Any]:
+    """Run the job's forward on its backend and return the measured columns.
+
+    ``steps``, when given, receives the job's per-timestep table (``stats.step_table``).
+    """
     params, x = make_params(cfg), make_inputs(cfg)
     backend = backends.load(cfg.backend)  # imports the framework before its threads are pinned
     with limited_threads(cfg.threads):
@@ -92,6 +95,8 @@ def execute(cfg: RunConfig) -> dict[str, Any]:
             measurement, result = measure(prepared.call, cfg.timing, prepared.sync)
     out = prepared.fetch(result)
     ref = reference(cfg, params, x)
+    if steps is not None:
+        steps.append(step_table(cfg, ref))
     shapes = {
         "output_shape": shape_str(out.output.shape),
         "h_n_shape": shape_str(out.h_n.shape),
@@ -130,14 +135,14 @@ def check_cores(cfg: RunConfig, concurrent_jobs: int) -> None:
         raise ConfigError("threads", cfg.threads, allowed)
 
 
-def run_job(cfg: RunConfig, concurrent_jobs: int = 1) -> dict[str, Any]:
+def run_job(cfg: RunConfig, concurrent_jobs: int = 1, steps: list | None = None) -> dict[str, Any]:
     """The job's row; a failure is recorded in it (status=error), never raised."""
     row: dict[str, Any] = as_flat_dict(cfg)
     row["concurrent_jobs"] = concurrent_jobs
     try:
         validate(cfg)
         check_cores(cfg, concurrent_jobs)
-        row.update(execute(cfg))
+        row.update(execute(cfg, steps))
         row.update(status="ok", error="")
     except Exception as exc:  # a failed job is a row, so the sweep and its table survive
         row.update(status="error", error=one_line(exc))
