@@ -1,6 +1,7 @@
 """The configs travel with a regular (non-editable) install: a wheel's worth of files, no checkout."""
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,14 +13,18 @@ pytestmark = pytest.mark.slow
 
 
 def test_non_editable_install_finds_configs(tmp_path):
+    # Build from a copy, so no build/ or egg-info is left in (or reused from) the checkout.
+    src = tmp_path / "src"
+    junk = shutil.ignore_patterns(".venv", ".git", "outputs", "build", "*.egg-info", "__pycache__", ".*_cache")
+    shutil.copytree(ROOT, src, ignore=junk)
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(ROOT)],
+         "--target", str(target), str(src)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    assert (target / "rnnexp" / "conf" / "config.yaml").is_file()
-    assert (target / "rnnexp" / "conf" / "timing" / "quick.yaml").is_file()
+    shipped = {p.relative_to(target / "rnnexp" / "conf") for p in (target / "rnnexp" / "conf").rglob("*.yaml")}
+    assert shipped == {p.relative_to(ROOT / "conf") for p in (ROOT / "conf").rglob("*.yaml")}
     env = {**os.environ, "PYTHONPATH": str(target)}
     work = tmp_path / "elsewhere"
     work.mkdir()

@@ -24,7 +24,7 @@ EXPECTED_JOBS = {
 
 
 def test_every_preset_is_listed():
-    assert PRESETS == sorted(EXPECTED_JOBS)
+    assert sorted(EXPECTED_JOBS) == PRESETS
 
 
 @pytest.mark.parametrize("preset", PRESETS)
