@@ -13,6 +13,7 @@ import shlex
 import sys
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp import preflight, results, summary
@@ -71,7 +73,9 @@ def _task(dcfg: DictConfig) -> dict[str, Any]:
             return done
     cfg: RunConfig = OmegaConf.to_object(dcfg)
     steps: list = []
-    row = run_job(cfg, concurrent_jobs=concurrent_jobs(hc.launcher), steps=steps)
+    # A sweep measures the machine's GEMM peak once, in its root dir; a single run in its own.
+    peak_dir = Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else out_dir
+    row = run_job(cfg, concurrent_jobs=concurrent_jobs(hc.launcher), steps=steps, peak_dir=peak_dir)
     row["job_num"] = num
     overrides = list(hc.overrides.task)
     row["overrides"] = " ".join(overrides)
@@ -93,6 +97,9 @@ class ResultsCallback(Callback):
         os.environ["RNNEXP_SWEEP_TOTAL"] = str(count_jobs(config))
         os.environ["RNNEXP_SWEEP_START"] = str(time.time())
 
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ["RNNEXP_SWEEP_START"] = str(time.time())
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         table = results.collect(sweep_dir)
@@ -100,6 +107,7 @@ class ResultsCallback(Callback):
         if not steps.empty:
             results.write_csv_atomic(steps, sweep_dir / results.STEPS_FILE)
         path = results.write_csv_atomic(table, sweep_dir / results.ROW_FILE)
+        _write_env(sweep_dir)
         _finish(table, path)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -107,7 +115,20 @@ class ResultsCallback(Callback):
         out_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
         path = out_dir / results.ROW_FILE
         if path.exists():  # absent only when the task itself crashed; Hydra reports that
+            _write_env(out_dir)
             _finish(results.read_table(path), path)
+
+
+def _write_env(out_dir: Path) -> None:
+    """env.json: versions, libraries, CPU, cores, host, git state, and the GEMM peaks measured here."""
+    import json
+
+    from rnnexp import envinfo
+
+    peaks = [json.loads(p.read_text()) for p in sorted(out_dir.glob("gemm_peak_*.json"))]
+    start = datetime.fromtimestamp(float(os.environ.get("RNNEXP_SWEEP_START", time.time())), timezone.utc)
+    extra = {"start_time_utc": start.isoformat(timespec="seconds"), "gemm_peaks": peaks}
+    envinfo.write_env(out_dir / "env.json", extra)
 
 
 def _finish(table, path: Path) -> None:

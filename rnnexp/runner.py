@@ -6,10 +6,13 @@ Plain functions on a typed RunConfig; nothing here knows about Hydra.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import platform
 import sys
+from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +22,20 @@ from rnnexp import backends
 from rnnexp.backends import Outputs
 from rnnexp.backends.numpy_ref import reference
 from rnnexp.config import ConfigError, RunConfig, as_flat_dict, validate
-from rnnexp.measure import measure
+from rnnexp.envinfo import collect as collect_env
+from rnnexp.envinfo import row_fields
+from rnnexp.flops import achieved_gflops, forward_flops
+from rnnexp.measure import Measurement, measure
+from rnnexp.memory import (
+    activation_bytes,
+    estimate_job_bytes,
+    framework_of,
+    param_bytes,
+    peak_forward_bytes,
+    peak_method,
+)
 from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape, make_inputs, make_params
+from rnnexp.peak import gemm_peak
 from rnnexp.stats import state_stats, step_table
 
 
@@ -29,6 +44,12 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return ""
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> dict[str, Any]:
+    """This process's environment (``envinfo.collect``), read once: rows repeat a few of its fields."""
+    return collect_env()
 
 
 def versions() -> dict[str, str]:
@@ -82,44 +103,85 @@ def parity(cfg: RunConfig, got: Outputs, ref: Outputs) -> dict[str, Any]:
     return {"max_abs_err_vs_ref": err, "parity_tol": tol, "parity_ok": bool(err <= tol)}
 
 
-def execute(cfg: RunConfig, steps: list | None = None) -> dict[str, Any]:
-    """Run the job's forward on its backend and return the measured columns.
+@dataclass
+class Forward:
+    """One backend's timed forward: what ran, how long it took, what it returned, what it allocated."""
 
-    ``steps``, when given, receives the job's per-timestep table (``stats.step_table``).
-    """
-    params, x = make_params(cfg), make_inputs(cfg)
+    prepared: backends.Prepared
+    measurement: Measurement
+    out: Outputs
+    peak_mem_bytes: int
+
+
+def run_forward(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Forward:
+    """Time the backend's forward with ``cfg.threads`` threads, then measure one call's peak memory."""
     backend = backends.load(cfg.backend)  # imports the framework before its threads are pinned
     with limited_threads(cfg.threads):
         prepared = backend.prepare(cfg, params, x)
         with prepared.context():
             measurement, result = measure(prepared.call, cfg.timing, prepared.sync)
-    out = prepared.fetch(result)
+            # After timing, never inside it: tracing allocations slows the call it watches.
+            peak = peak_forward_bytes(prepared.call, prepared.device, framework_of(cfg.backend))
+    return Forward(prepared, measurement, prepared.fetch(result), peak)
+
+
+def shape_columns(cfg: RunConfig, out: Outputs) -> dict[str, Any]:
+    """Shapes as printed tuples, the documented formulas' shapes, and whether they agree."""
+    got = {"output_shape": out.output.shape, "h_n_shape": out.h_n.shape, "c_n_shape": getattr(out.c_n, "shape", None)}
+    want = {"output_shape": expected_output_shape(cfg), "h_n_shape": expected_h_n_shape(cfg)}
+    want["c_n_shape"] = expected_c_n_shape(cfg)
+    cols = {k: shape_str(v) for k, v in got.items()} | {f"expected_{k}": shape_str(v) for k, v in want.items()}
+    cols["shape_ok"] = all(cols[k] == cols[f"expected_{k}"] for k in got)
+    return cols
+
+
+def work_columns(cfg: RunConfig, fwd: Forward, peak_dir: Path | None) -> dict[str, Any]:
+    """FLOPs, achieved GFLOP/s, its share of this machine's GEMM peak, and memory figures."""
+    flops = forward_flops(cfg)
+    achieved = achieved_gflops(flops, fwd.measurement.median_s)
+    # The yardstick is a CPU GEMM; a GPU row has none here.
+    peak = gemm_peak(cfg.dtype.value, cfg.threads, peak_dir)["gflops"] if fwd.prepared.device == "cpu" else None
+    return {
+        "flops": flops,
+        "gflops": achieved,
+        "peak_gflops": peak,
+        "peak_frac": achieved / peak if peak else None,
+        "param_bytes": param_bytes(cfg),
+        "activation_bytes": activation_bytes(cfg),
+        "peak_mem_bytes": fwd.peak_mem_bytes,
+        "peak_mem_method": peak_method(fwd.prepared.device, framework_of(cfg.backend)),
+    }
+
+
+def execute(cfg: RunConfig, steps: list | None = None, peak_dir: Path | None = None) -> dict[str, Any]:
+    """Run the job's forward on its backend and return the measured columns.
+
+    ``steps``, when given, receives the job's per-timestep table (``stats.step_table``);
+    ``peak_dir`` caches this machine's GEMM peak (a sweep measures it once).
+    """
+    params, x = make_params(cfg), make_inputs(cfg)
+    fwd = run_forward(cfg, params, x)
     ref = reference(cfg, params, x)
     if steps is not None:
         steps.append(step_table(cfg, ref))
-    shapes = {
-        "output_shape": shape_str(out.output.shape),
-        "h_n_shape": shape_str(out.h_n.shape),
-        "c_n_shape": shape_str(out.c_n.shape if out.c_n is not None else None),
-        "expected_output_shape": shape_str(expected_output_shape(cfg)),
-        "expected_h_n_shape": shape_str(expected_h_n_shape(cfg)),
-        "expected_c_n_shape": shape_str(expected_c_n_shape(cfg)),
-    }
-    shapes["shape_ok"] = all(shapes[k] == shapes[f"expected_{k}"] for k in ("output_shape", "h_n_shape", "c_n_shape"))
     return {
-        "device_used": prepared.device,
-        **shapes,
-        **measurement.columns(cfg.timing.noisy_frac),
-        "compile_s": prepared.compile_s,
-        **state_stats(cfg, out, ref, params, x),
-        **parity(cfg, out, ref),
-        **prepared.extra,
+        "device_used": fwd.prepared.device,
+        **shape_columns(cfg, fwd.out),
+        **fwd.measurement.columns(cfg.timing.noisy_frac),
+        "compile_s": fwd.prepared.compile_s,
+        **work_columns(cfg, fwd, peak_dir),
+        **state_stats(cfg, fwd.out, ref, params, x),
+        **parity(cfg, fwd.out, ref),
+        **fwd.prepared.extra,
     }
 
 
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+MEMORY_HEADROOM = 0.9  # leave a tenth of the available memory to the rest of the machine
 
 
 def usable_cores() -> int:
@@ -135,16 +197,31 @@ def check_cores(cfg: RunConfig, concurrent_jobs: int) -> None:
         raise ConfigError("threads", cfg.threads, allowed)
 
 
-def run_job(cfg: RunConfig, concurrent_jobs: int = 1, steps: list | None = None) -> dict[str, Any]:
+def check_memory(cfg: RunConfig) -> None:
+    """Refuse a job whose estimated memory would not fit in what is available now (not be OOM-killed)."""
+    import psutil
+
+    need, free = estimate_job_bytes(cfg), psutil.virtual_memory().available
+    if need > MEMORY_HEADROOM * free:
+        sizes = ", ".join(f"{k}={getattr(cfg, k)}" for k in ("hidden_size", "batch_size", "timesteps", "layers"))
+        allowed = f"needs about {need / 2**30:.1f} GiB ({sizes}), only {free / 2**30:.1f} GiB is available"
+        raise ConfigError("memory", f"{need / 2**30:.1f}GiB", allowed)
+
+
+def run_job(
+    cfg: RunConfig, concurrent_jobs: int = 1, steps: list | None = None, peak_dir: Path | None = None
+) -> dict[str, Any]:
     """The job's row; a failure is recorded in it (status=error), never raised."""
     row: dict[str, Any] = as_flat_dict(cfg)
     row["concurrent_jobs"] = concurrent_jobs
     try:
         validate(cfg)
         check_cores(cfg, concurrent_jobs)
-        row.update(execute(cfg, steps))
+        check_memory(cfg)
+        row.update(execute(cfg, steps, peak_dir))
         row.update(status="ok", error="")
     except Exception as exc:  # a failed job is a row, so the sweep and its table survive
         row.update(status="error", error=one_line(exc))
     row.update(versions())
+    row.update(row_fields(environment()))
     return row

@@ -39,3 +39,13 @@ def test_cuda_parity(cell, backend, dtype):
     assert row["device_used"] == "cuda"
     assert row["parity_ok"], row["max_abs_err_vs_ref"]
     assert row["shape_ok"]
+
+
+def test_resource_guard_refuses_a_job_that_cannot_fit():
+    # ~3e11 parameters: terabytes, far beyond any machine this runs on.
+    huge = config(LAYOUT, "lstm")
+    huge.input_size = huge.hidden_size = 200_000
+    row = run_job(huge)
+    assert row["status"] == "error"
+    assert row["error"].startswith("ConfigError: memory=") and "GiB is available" in row["error"]
+    assert "hidden_size=200000" in row["error"]

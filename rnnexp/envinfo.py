@@ -1,0 +1,143 @@
+"""The machine and software a result came from, for ``env.json`` and a few columns of every row.
+
+Nothing here imports torch: its version comes from package metadata, and its build details
+(MKL, oneDNN, OpenMP) are added only when torch is already imported, so a NumPy-only job does
+not pay for the import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROW_FIELDS = ("hostname", "cpu_model", "git_commit", "git_dirty")
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name from /proc/cpuinfo (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cores() -> dict[str, int | None]:
+    """Physical and logical cores of the machine, and the cores this process may run on."""
+    import psutil
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "cores_physical": psutil.cpu_count(logical=False),
+        "cores_logical": psutil.cpu_count(logical=True),
+        "cores_usable": usable,
+    }
+
+
+def memory() -> dict[str, int]:
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return {"memory_total_bytes": int(vm.total), "memory_available_bytes": int(vm.available)}
+
+
+def git_state(path: Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the git checkout holding ``path`` (rnnexp's own by default); '' when none."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, timeout=10, check=True)
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return {"git_commit": "", "git_dirty": None}
+    return {"git_commit": commit, "git_dirty": dirty}
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """The BLAS and OpenMP libraries loaded in this process and their thread counts (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer", "architecture")
+    return [{k: lib.get(k) for k in keep if k in lib} for lib in threadpool_info()]
+
+
+def torch_info() -> dict[str, Any]:
+    """torch's threads and math libraries, when torch is imported already (never imports it)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return {}
+    info: dict[str, Any] = {
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_num_interop_threads": torch.get_num_interop_threads(),
+        "torch_mkl": torch.backends.mkl.is_available(),
+        "torch_mkldnn": torch.backends.mkldnn.is_available(),
+        "torch_parallel_info": torch.__config__.parallel_info(),
+        "torch_config": torch.__config__.show(),
+        "torch_cuda": torch.version.cuda or "",
+        "cuda_available": torch.cuda.is_available(),
+    }
+    if info["cuda_available"]:
+        info["cuda_device"] = torch.cuda.get_device_name()
+        info["cudnn_version"] = torch.backends.cudnn.version()
+    return info
+
+
+def collect(git_path: Path | None = None) -> dict[str, Any]:
+    """Everything ``env.json`` records about this process, its machine and its code."""
+    return {
+        "start_time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        **cores(),
+        **memory(),
+        "python_version": platform.python_version(),
+        "python_executable": sys.executable,
+        "numpy_version": np.__version__,
+        "torch_version": _version("torch"),
+        "hydra_version": _version("hydra-core"),
+        "omegaconf_version": _version("omegaconf"),
+        "rnnexp_version": _version("rnnexp"),
+        **git_state(git_path),
+        "blas": blas_info(),
+        **torch_info(),
+    }
+
+
+def write_env(path: Path | str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``collect()`` plus ``extra`` (e.g. threads, GEMM peaks) as JSON to ``path``, atomically; return it."""
+    env = {**collect(), **(extra or {})}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(env, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return env
+
+
+def row_fields(env: dict[str, Any]) -> dict[str, Any]:
+    """The few environment columns repeated in every row: hostname, cpu_model, git_commit, git_dirty."""
+    return {k: env.get(k) for k in ROW_FIELDS}

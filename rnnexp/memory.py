@@ -1,0 +1,205 @@
+"""Memory of a job: sizes from the configuration, an upper-bound estimate, and the measured peak of one forward.
+
+``peak_forward_bytes`` answers one question the same way on every path: the most bytes held at
+once by allocations made *during* the call, above what was allocated when it started (weights and
+inputs prepared before are not counted; a block freed during the call that was allocated before
+it does not lower the figure). How each path sees allocations:
+
+- ``tracemalloc`` (NumPy backends): NumPy reports its array buffers to tracemalloc, and Python
+  objects are counted too. Not seen: memory a BLAS library allocates for itself (OpenBLAS keeps
+  fixed per-thread buffers allocated once, so a forward adds none).
+- ``torch_profiler`` (torch on CPU): ``torch.profiler`` with ``profile_memory=True`` records every
+  allocation and free of c10's CPU allocator (every tensor, and oneDNN's workspace, which torch
+  routes through it); the peak is taken over the running sum of those events, matched by address.
+  Not seen: MKL's own GEMM buffers and Python objects. The first profiled call in a process pays
+  about 3 s to start the profiler; later ones about a millisecond.
+- ``cuda_max_memory_allocated`` (torch on CUDA): ``torch.cuda.max_memory_allocated`` after
+  ``reset_peak_memory_stats``, minus what was allocated at the start; the caching allocator's
+  reserved-but-free memory and cuDNN/cuBLAS workspaces outside it are not counted.
+
+Bytes allocated is not resident memory (RSS): untouched pages of ``np.empty`` count here but not
+in RSS, and a freed block the allocator keeps counts in RSS but not here.
+"""
+
+from __future__ import annotations
+
+import sys
+import tracemalloc
+from collections.abc import Callable
+from math import prod
+from typing import Any
+
+import numpy as np
+
+from rnnexp.config import RunConfig
+from rnnexp.params import (
+    GATES,
+    directions,
+    expected_c_n_shape,
+    expected_h_n_shape,
+    expected_output_shape,
+    input_shape,
+    out_size,
+    param_shapes,
+)
+
+F64 = 8  # bytes per float64: the reference's dtype
+FIXED_BYTES = 8 * 1024 * 1024  # Python objects, row dicts and small tables a job makes whatever its size
+
+
+def itemsize(cfg: RunConfig) -> int:
+    return np.dtype(cfg.dtype.value).itemsize
+
+
+def n_params(cfg: RunConfig) -> int:
+    return sum(prod(shape) for shape in param_shapes(cfg).values())
+
+
+def param_bytes(cfg: RunConfig) -> int:
+    """Bytes of the parameters in the job's dtype (what ``make_params(cfg)`` holds)."""
+    return n_params(cfg) * itemsize(cfg)
+
+
+def input_bytes(cfg: RunConfig) -> int:
+    return prod(input_shape(cfg)) * itemsize(cfg)
+
+
+def _n_activations(cfg: RunConfig) -> int:
+    shapes = [expected_output_shape(cfg), expected_h_n_shape(cfg), expected_c_n_shape(cfg)]
+    return sum(prod(s) for s in shapes if s is not None)
+
+
+def activation_bytes(cfg: RunConfig) -> int:
+    """Bytes of what a forward returns: output + h_n (+ c_n for an LSTM), in the job's dtype."""
+    return _n_activations(cfg) * itemsize(cfg)
+
+
+def _stats_chunk(cfg: RunConfig) -> int:
+    """Gate pre-activation elements the statistics recompute at once (rnnexp.stats works in chunks of steps)."""
+    from rnnexp import stats
+
+    per_step = cfg.batch_size * GATES[cfg.cell] * cfg.hidden_size
+    chunk = getattr(stats, "CHUNK_ELEMENTS", None) or cfg.timesteps * per_step
+    return min(cfg.timesteps * per_step, max(chunk, per_step))
+
+
+def job_bytes_breakdown(cfg: RunConfig) -> dict[str, int]:
+    """The parts of ``estimate_job_bytes``: what a job holds throughout, and the peak of each phase.
+
+    A job's phases run one after another (backend forward, float64 reference, statistics, parity
+    check), so the estimate is ``held`` plus the largest phase. Each figure is generous: every
+    temporary a phase may hold at once is counted. Sizes: P parameters, X inputs, A outputs and
+    states, L one layer's output (T*B*D*H_out), W one layer's input projection for all its
+    directions (T*B*D*G*H: the hoisted loop's and oneDNN/cuDNN's workspace), s the job's itemsize.
+    """
+    s = itemsize(cfg)
+    t_b, n_dir = cfg.timesteps * cfg.batch_size, directions(cfg)
+    big_p, big_x, big_a = n_params(cfg), prod(input_shape(cfg)), _n_activations(cfg)
+    big_l = t_b * n_dir * out_size(cfg)
+    big_w = n_dir * t_b * GATES[cfg.cell] * cfg.hidden_size
+    return {
+        # params and inputs as made, the backend's weight copy (packed, or the nn module's),
+        # its result and a host copy of it, the reference's every layer output and states
+        "held": (2 * big_p + big_x + 2 * big_a) * s + (cfg.layers * big_l + big_a) * F64,
+        # backend forward: the input projection (x2 for the unhoisted/oneDNN variants), layer outputs
+        "backend_phase": (2 * big_w + 3 * big_l) * s,
+        # reference: float64 params (upcast, packing temporaries, packed), inputs, its projection, two layer outputs
+        "reference_phase": (3 * big_p + big_x + big_w + 2 * big_l) * F64,
+        # statistics: float64 params and inputs, ~5 gate-sized arrays per chunk of steps, the shifted
+        # states, float64 copies of the outputs
+        "stats_phase": (big_p + big_x + 5 * _stats_chunk(cfg) + big_l + 4 * big_a) * F64,
+        # parity: upcast, difference, absolute value
+        "parity_phase": 3 * big_a * F64,
+    }
+
+
+def estimate_job_bytes(cfg: RunConfig) -> int:
+    """An upper-bound estimate of the memory one job adds to its process: FIXED_BYTES + held + the largest phase.
+
+    It leaves out the process's fixed cost (Python, NumPy, torch and their libraries), so compare it
+    with the memory still available, not with the machine's total.
+    """
+    parts = job_bytes_breakdown(cfg)
+    held = parts.pop("held")
+    return FIXED_BYTES + held + max(parts.values())
+
+
+def framework_of(backend: str) -> str:
+    """'numpy' for the NumPy backends, 'torch' for the rest."""
+    return "numpy" if backend.startswith("numpy") else "torch"
+
+
+def peak_method(device: str, framework: str) -> str:
+    """The method ``peak_forward_bytes`` uses: tracemalloc, torch_profiler or cuda_max_memory_allocated."""
+    if device == "cuda":
+        return "cuda_max_memory_allocated"
+    return "torch_profiler" if framework == "torch" else "tracemalloc"
+
+
+def peak_forward_bytes(call: Callable[[], Any], device: str = "cpu", framework: str = "numpy") -> int:
+    """Peak bytes allocated during one ``call()`` (module docstring); run it inside the backend's context."""
+    method = peak_method(device, framework)
+    if method == "tracemalloc":
+        return _peak_tracemalloc(call)
+    if method == "torch_profiler":
+        return _peak_torch_profiler(call)
+    return _peak_cuda(call)
+
+
+def _peak_tracemalloc(call: Callable[[], Any]) -> int:
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        start, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        result = call()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    del result
+    return max(0, peak - start)
+
+
+def _peak_torch_profiler(call: Callable[[], Any]) -> int:
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        result = call()
+    del result
+    events = []
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        node = stack.pop()
+        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
+            events.append((node.start_time_ns, node.extra_fields.ptr, node.extra_fields.alloc_size))
+        stack.extend(node.children)
+    return peak_of_events(events)
+
+
+def peak_of_events(events: list[tuple[int, int, int]]) -> int:
+    """Peak of the running sum of (time, address, +size alloc / -size free) events; frees of unseen blocks ignored."""
+    live: dict[int, int] = {}
+    current = peak = 0
+    for _, ptr, size in sorted(events):
+        if size > 0:
+            live[ptr] = size
+            current += size
+        elif ptr in live:
+            current -= live.pop(ptr)
+        peak = max(peak, current)
+    return peak
+
+
+def _peak_cuda(call: Callable[[], Any]) -> int:
+    torch = sys.modules["torch"]
+    torch.cuda.synchronize()
+    start = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    result = call()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    del result
+    return max(0, peak - start)
