@@ -58,7 +58,7 @@ class TimingConfig:
     min_run_time_s: float = 0.2  # keep collecting blocks at least this long
     max_run_time_s: float = 2.0  # stop collecting blocks after this long, noisy or not
     min_blocks: int = 5
-    block_min_s: float = 0.01  # a block lasts at least this long (timer overhead < 1e-4 of it)
+    block_min_s: float = 0.01  # a block lasts at least this long (and timer overhead <= 1e-3 of it)
     iqr_target_frac: float = 0.0  # stop early once IQR/median falls under this (0 = never early)
     noisy_frac: float = 0.10  # a row is flagged noisy when IQR/median exceeds this
 

@@ -1,18 +1,28 @@
-"""Timing a forward pass the way ``torch.utils.benchmark``'s adaptive_autorange does.
+"""Timing a forward pass by the method of ``torch.utils.benchmark``'s blocked_autorange / adaptive_autorange.
 
-A cold first call is timed on its own; ``warmup`` calls are discarded; the block size (calls
-per clock read) grows until a block lasts ``block_min_s``, so the timer's own overhead is
-negligible; blocks are then collected until ``min_run_time_s`` has passed (and, with an
-``iqr_target_frac``, until IQR/median falls under it or ``max_run_time_s`` runs out). The
-garbage collector is off while blocks run, and ``sync`` is called before every clock read.
-The clock is a parameter so that tests can drive the method with a fake one.
+1. The cold first call is timed on its own (``first_call_s``); then ``warmup`` calls are discarded.
+2. The timer's own overhead (an empty block: sync and two clock reads) is measured, median of 5.
+3. The block size (calls per clock read) grows, x10 while a block is under a tenth of its target
+   and x2 after, until a block lasts ``block_min_s`` and the overhead is under ``MAX_OVERHEAD_FRAC``
+   of it (torch's rule, with a finer last step), or a block alone fills ``min_run_time_s``.
+4. Blocks are collected until ``min_blocks`` are in and their summed time reaches ``min_run_time_s``;
+   with ``iqr_target_frac`` > 0, on until IQR/median of the blocks falls under it (checked from 4
+   blocks on, as torch) or the summed time reaches ``max_run_time_s``. ``min_blocks`` is a floor
+   that ``max_run_time_s`` does not cut: a job slower than max_run_time_s / min_blocks runs longer.
+
+The garbage collector is off throughout (as ``timeit`` does), ``sync`` is called right before
+every clock read, and the clock is a parameter so that tests can drive all of this with a fake one.
+Statistics follow ``torch.utils.benchmark.Measurement``: per-call times are block times / block
+size; median and quartiles interpolate linearly; a measurement is noisy when IQR/median is not
+under the threshold (torch warns from 10%).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +32,15 @@ from rnnexp.config import TimingConfig
 
 Clock = Callable[[], float]
 
+MAX_OVERHEAD_FRAC = 1e-3  # timer overhead / block time, at most (torch's docstring: 0.1%)
+MAX_BLOCK_SIZE = 2**31 - 1  # torch's cap, against a function too fast for the clock
+MIN_BLOCK_S = 1e-9  # a block never reads as less (torch's floor; keeps median > 0)
+MIN_BLOCKS_FOR_IQR = 4  # quartiles of fewer blocks mean little (torch: len(times) > 3)
+
+
+def _noop() -> None:
+    return None
+
 
 @dataclass(frozen=True)
 class Measurement:
@@ -30,11 +49,12 @@ class Measurement:
     block_size: int  # calls per block
     block_times_s: tuple[float, ...]  # wall time of each block
     first_call_s: float  # the cold first call, never among the blocks
+    overhead_s: float = 0.0  # one empty block: what the timer adds to each block, not subtracted
 
     @property
     def times_s(self) -> np.ndarray:
         """Seconds per call, one value per block."""
-        return np.asarray(self.block_times_s) / self.block_size
+        return np.asarray(self.block_times_s, dtype=np.float64) / self.block_size
 
     @property
     def median_s(self) -> float:
@@ -46,6 +66,14 @@ class Measurement:
         return float(q3 - q1)
 
     @property
+    def min_s(self) -> float:
+        return float(self.times_s.min())
+
+    @property
+    def mean_s(self) -> float:
+        return float(self.times_s.mean())
+
+    @property
     def n_blocks(self) -> int:
         return len(self.block_times_s)
 
@@ -53,74 +81,105 @@ class Measurement:
     def n_runs(self) -> int:
         return self.n_blocks * self.block_size
 
+    def is_noisy(self, noisy_frac: float) -> bool:
+        """IQR/median not under ``noisy_frac`` (torch's meets_confidence, negated)."""
+        return not self.iqr_s < noisy_frac * self.median_s
+
     def columns(self, noisy_frac: float) -> dict[str, Any]:
         """The row's timing columns, in milliseconds."""
-        t = self.times_s
         return {
             "time_median_ms": 1e3 * self.median_s,
             "time_iqr_ms": 1e3 * self.iqr_s,
-            "time_min_ms": 1e3 * float(t.min()),
-            "time_mean_ms": 1e3 * float(t.mean()),
+            "time_min_ms": 1e3 * self.min_s,
+            "time_mean_ms": 1e3 * self.mean_s,
             "n_runs": self.n_runs,
             "n_blocks": self.n_blocks,
             "block_size": self.block_size,
             "first_call_ms": 1e3 * self.first_call_s,
-            "noisy": bool(self.iqr_s > noisy_frac * self.median_s),
+            "noisy": self.is_noisy(noisy_frac),
         }
 
 
-def _time_block(fn: Callable[[], Any], sync: Callable[[], None], number: int, clock: Clock) -> float:
+@contextlib.contextmanager
+def gc_disabled() -> Iterator[None]:
+    """The garbage collector off for the duration, restored to its former state after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def time_block(fn: Callable[[], Any], sync: Callable[[], None], number: int, clock: Clock) -> float:
+    """Seconds for ``number`` calls of ``fn``, device synchronised before each of the two clock reads."""
     sync()
     start = clock()
     for _ in range(number):
         fn()
     sync()
-    return clock() - start
+    return max(clock() - start, MIN_BLOCK_S)
 
 
-def estimate_block_size(fn, sync, block_min_s: float, clock: Clock = time.perf_counter) -> int:
-    """Calls per block so that one block lasts at least ``block_min_s`` (x10 while far off, then x2)."""
+def estimate_overhead(sync: Callable[[], None], clock: Clock = time.perf_counter, repeats: int = 5) -> float:
+    """Median seconds of an empty block (sync and two clock reads): what timing adds to every block."""
+    return float(np.median([time_block(_noop, sync, 0, clock) for _ in range(repeats)]))
+
+
+def estimate_block_size(
+    fn: Callable[[], Any],
+    sync: Callable[[], None],
+    block_min_s: float,
+    clock: Clock = time.perf_counter,
+    overhead_s: float = 0.0,
+    max_block_s: float = float("inf"),
+) -> int:
+    """Calls per block so that a block lasts ``block_min_s`` and ``overhead_s`` is under MAX_OVERHEAD_FRAC of it.
+
+    Grows x10 while a block is under a tenth of that target, x2 after; stops early once one block
+    alone lasts ``max_block_s`` (the whole run's budget) or at MAX_BLOCK_SIZE calls.
+    """
+    target = max(block_min_s, overhead_s / MAX_OVERHEAD_FRAC)
     number = 1
     while True:
-        elapsed = _time_block(fn, sync, number, clock)
-        if elapsed >= block_min_s:
+        elapsed = time_block(fn, sync, number, clock)
+        if elapsed >= target or elapsed >= max_block_s or number >= MAX_BLOCK_SIZE:
             return number
-        number *= 10 if elapsed < block_min_s / 10 else 2
+        number = min(MAX_BLOCK_SIZE, number * (10 if elapsed < target / 10 else 2))
 
 
-def _done(blocks: list[float], elapsed: float, s: TimingConfig) -> bool:
-    if len(blocks) < s.min_blocks or elapsed < s.min_run_time_s:
+def enough_blocks(blocks: list[float] | tuple[float, ...], s: TimingConfig) -> bool:
+    """The stopping rule (module docstring, step 4) on the block times so far."""
+    total = sum(blocks)
+    if len(blocks) < s.min_blocks or total < s.min_run_time_s:
         return False
-    if elapsed >= s.max_run_time_s or s.iqr_target_frac <= 0:
+    if s.iqr_target_frac <= 0 or total >= s.max_run_time_s:
         return True
+    if len(blocks) < MIN_BLOCKS_FOR_IQR:
+        return False
     q1, median, q3 = np.percentile(blocks, [25, 50, 75])
-    return (q3 - q1) / median < s.iqr_target_frac
+    return bool((q3 - q1) < s.iqr_target_frac * median)
 
 
 def measure(
     fn: Callable[[], Any],
     settings: TimingConfig,
-    sync: Callable[[], None] = lambda: None,
+    sync: Callable[[], None] = _noop,
     clock: Clock = time.perf_counter,
 ) -> tuple[Measurement, Any]:
     """Time ``fn``; return the measurement and the result of the cold first call."""
-    sync()
-    start = clock()
-    result = fn()
-    sync()
-    first_call_s = clock() - start
-    for _ in range(settings.warmup):
-        fn()
-    sync()
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        number = estimate_block_size(fn, sync, settings.block_min_s, clock)
-        blocks: list[float] = []
+    with gc_disabled():
+        sync()
         start = clock()
-        while not _done(blocks, clock() - start, settings):
-            blocks.append(_time_block(fn, sync, number, clock))
-    finally:
-        if gc_was_enabled:
-            gc.enable()
-    return Measurement(number, tuple(blocks), first_call_s), result
+        result = fn()
+        sync()
+        first_call_s = clock() - start
+        for _ in range(settings.warmup):
+            fn()
+        overhead_s = estimate_overhead(sync, clock)
+        number = estimate_block_size(fn, sync, settings.block_min_s, clock, overhead_s, settings.min_run_time_s)
+        blocks: list[float] = []
+        while not enough_blocks(blocks, settings):
+            blocks.append(time_block(fn, sync, number, clock))
+    return Measurement(number, tuple(blocks), first_call_s, overhead_s), result

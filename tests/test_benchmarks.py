@@ -1,0 +1,53 @@
+"""The benchmark scripts in --quick mode, in a subprocess, so they cannot rot. Figures are not checked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def run_script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, str(ROOT / "benchmarks" / name), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_backends_quick(tmp_path):
+    out = tmp_path / "backends.json"
+    done = run_script("backends.py", "--quick", "--json", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = done.stdout
+    for start in (
+        "gemm_peak float32 1t:",
+        "medium (rnn, T=10",
+        "  numpy ",
+        "  numpy_naive ",
+        "  torch ",
+        "ratio numpy/torch:",
+        "ratio numpy_naive/numpy:",
+        "large (rnn, T=10",
+        "large numpy peak_frac:",
+        "repeatability medium torch:",
+    ):
+        assert any(line.startswith(start) for line in text.splitlines()), (start, text)
+    figures = json.loads(out.read_text())
+    assert figures["gemm_peak"]["gflops"] > 0
+    assert set(figures["medium"]) == {"numpy", "numpy_naive", "torch"} and set(figures["large"]) == {"numpy", "torch"}
+    assert figures["ratio_numpy_torch"] > 0 and figures["repeatability"]["diff"] >= 0
+    assert all(fig["max_abs_err_vs_ref"] < 1e-3 for fig in figures["medium"].values())  # the runs were real
+
+
+def test_gemm_peak_quick(tmp_path):
+    done = run_script("gemm_peak.py", "--quick", "--threads", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["gemm_peak float32 1t", "gemm_peak float64 1t"]
+    assert all("GFLOP/s" in line and "numpy" in line for line in lines)

@@ -1,0 +1,96 @@
+"""The GEMM peak: positive, cached once per directory, safe with parallel writers. No timed assertions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from rnnexp import peak
+
+SMALL = 64  # tiny products: these tests check the plumbing, not the machine
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    """Small matrices and a short timing budget, so each measurement takes milliseconds."""
+    monkeypatch.setattr(peak, "SIZE", SMALL)
+    monkeypatch.setattr(
+        peak, "TIMING", peak.TimingConfig(warmup=0, min_run_time_s=0.005, min_blocks=2, block_min_s=0.001)
+    )
+    monkeypatch.setattr(peak, "libraries", lambda: ["numpy"])
+
+
+def test_measure_gemm_is_positive():
+    fig = peak.measure_gemm("float32", 1, size=SMALL, timing=peak.TimingConfig(min_run_time_s=0.005, block_min_s=0.001))
+    assert fig["gflops"] > 0 and fig["gflops_best"] >= fig["gflops"]
+    assert fig["n_runs"] >= 1
+
+
+def test_measure_gemm_in_torch():
+    pytest.importorskip("torch")
+    fig = peak.measure_gemm("float64", 1, size=SMALL, library="torch", timing=peak.TimingConfig(min_run_time_s=0.005))
+    assert fig["gflops"] > 0
+
+
+def test_peak_is_cached_in_the_directory(tmp_path, monkeypatch, fast):
+    first = peak.gemm_peak_gflops("float32", 1, tmp_path)
+    assert first > 0
+    record = json.loads(peak.cache_path(tmp_path, "float32", 1).read_text())
+    assert record["gflops"] == first
+    assert (record["dtype"], record["threads"], record["library"]) == ("float32", 1, "numpy")
+    assert record["libraries"]["numpy"]["gflops"] == first
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("measured again despite the cache")
+
+    monkeypatch.setattr(peak, "measure_peak", refuse)
+    assert peak.gemm_peak_gflops("float32", 1, tmp_path) == first
+    assert [r["dtype"] for r in peak.cached_peaks(tmp_path)] == ["float32"]
+
+
+def test_each_dtype_and_thread_count_has_its_own_entry(tmp_path, fast):
+    peak.gemm_peak_gflops("float32", 1, tmp_path)
+    peak.gemm_peak_gflops("float64", 1, tmp_path)
+    peak.gemm_peak_gflops("float64", 2, tmp_path)
+    names = sorted(p.name for p in tmp_path.glob("gemm_peak_*.json"))
+    assert names == ["gemm_peak_float32_1t.json", "gemm_peak_float64_1t.json", "gemm_peak_float64_2t.json"]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_corrupt_cache_is_measured_again(tmp_path, fast):
+    peak.cache_path(tmp_path, "float32", 1).write_text("{not json")
+    assert peak.gemm_peak_gflops("float32", 1, tmp_path) > 0
+    assert json.loads(peak.cache_path(tmp_path, "float32", 1).read_text())["gflops"] > 0
+
+
+def test_without_cache_dir_nothing_is_written(tmp_path, monkeypatch, fast):
+    monkeypatch.chdir(tmp_path)
+    assert peak.gemm_peak_gflops("float64", 1, None) > 0
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parallel_processes_share_one_measurement(tmp_path):
+    code = (
+        "import sys; from rnnexp import peak;"
+        "peak.SIZE = 64; peak.libraries = lambda: ['numpy'];"
+        "peak.TIMING = peak.TimingConfig(warmup=0, min_run_time_s=0.05, min_blocks=2, block_min_s=0.001);"
+        "rec = peak.gemm_peak('float32', 1, sys.argv[1]); print(rec['measured_at_utc'], rec['gflops'])"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(outs)) == 1  # one process measured; the others waited on the lock and read its record
+    record = json.loads(peak.cache_path(tmp_path, "float32", 1).read_text())
+    assert f"{record['measured_at_utc']} {record['gflops']}" == outs[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gemm_peak_float32_1t.json", "gemm_peak_float32_1t.json.lock"]
+
+
+def test_peak_frac():
+    assert peak.peak_frac(45.0, 90.0) == 0.5
+    assert peak.peak_frac(1.0, 0.0) != peak.peak_frac(1.0, 0.0)  # NaN
