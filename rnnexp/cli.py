@@ -30,6 +30,10 @@ from rnnexp.runner import run_job, usable_cores
 
 _PKG = Path(__file__).resolve().parent
 
+# `rnnexp report ...` and `rnnexp compare ...` are plain argparse programs; they never compose configs.
+SUBCOMMANDS = {"report": "rnnexp.report", "compare": "rnnexp.compare"}
+RESUME_ENV = "RNNEXP_RESUME"  # set by `rnnexp resume`: jobs whose ok row exists are kept, not re-run
+
 
 def conf_dir() -> Path:
     """The configs: shipped inside the package when installed, the repo's conf/ in a checkout."""
@@ -138,11 +142,6 @@ def _finish(table, path: Path) -> None:
     if failed:
         print(f"{failed} of {len(table)} jobs failed", file=sys.stderr, flush=True)
         sys.exit(1)
-
-
-# `rnnexp report ...` and `rnnexp compare ...` are plain argparse programs; they never compose configs.
-SUBCOMMANDS = {"report": "rnnexp.report", "compare": "rnnexp.compare"}
-RESUME_ENV = "RNNEXP_RESUME"  # set by `rnnexp resume`: jobs whose ok row exists are kept, not re-run
 
 
 def resume_argv(sweep_dir: Path, extra: list[str]) -> list[str]:
