@@ -8,10 +8,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import platform
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +37,6 @@ from rnnexp.peak import gemm_peak
 from rnnexp.stats import state_stats, step_table
 
 
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return ""
-
-
 @functools.lru_cache(maxsize=1)
 def environment() -> dict[str, Any]:
     """This process's environment (``envinfo.collect``), read once: rows repeat a few of its fields."""
@@ -53,11 +44,8 @@ def environment() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    return {
-        "python_version": platform.python_version(),
-        "torch_version": _version("torch"),
-        "numpy_version": np.__version__,
-    }
+    env = environment()
+    return {k: env[k] for k in ("python_version", "torch_version", "numpy_version")}
 
 
 @contextlib.contextmanager
