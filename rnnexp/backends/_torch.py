@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from rnnexp.backends import Outputs
 from rnnexp.config import Cell, ConfigError, Device, RunConfig
+from rnnexp.params import directions, out_size
 
 
 def check(cfg: RunConfig) -> None:
@@ -72,3 +73,31 @@ def _gru_step(xi, h, c, w_hh, b_hh, w_hr, relu: bool):
 
 
 STEPS = {Cell.rnn: _rnn_step, Cell.lstm: _lstm_step, Cell.gru: _gru_step}
+
+
+def run_layers(cfg: RunConfig, x: torch.Tensor, stepper):
+    """The stacked, bidirectional recurrence around a per-direction step, with nn.RNN's layout.
+
+    ``stepper(layer, direction, seq)`` returns ``step(t, h, c) -> (h, c)`` for that direction, given
+    the layer's time-major input ``seq``; layer l>0 reads the concatenated outputs of layer l-1.
+    Returns (output, h_n, c_n or None) as nn.RNN/LSTM/GRU lay them out.
+    """
+    seq = x.transpose(0, 1) if cfg.batch_first else x  # (T, B, features)
+    steps, batch = seq.shape[0], seq.shape[1]
+    h_n, c_n = [], []
+    for layer in range(cfg.layers):
+        outs = []
+        for d in range(directions(cfg)):
+            step = stepper(layer, d, seq)
+            h = seq.new_zeros(batch, out_size(cfg))
+            c = seq.new_zeros(batch, cfg.hidden_size)
+            out = [None] * steps
+            for t in reversed(range(steps)) if d else range(steps):
+                h, c = step(t, h, c)
+                out[t] = h
+            outs.append(torch.stack(out))
+            h_n.append(h)
+            c_n.append(c)
+        seq = torch.cat(outs, dim=-1)
+    output = seq.transpose(0, 1) if cfg.batch_first else seq
+    return output, torch.stack(h_n), torch.stack(c_n) if cfg.cell is Cell.lstm else None

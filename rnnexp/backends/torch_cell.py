@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from rnnexp.backends import Prepared
-from rnnexp.backends._torch import STEPS, check, fetch_triple, resolve_device, synchronizer, to_tensors
+from rnnexp.backends._torch import STEPS, check, fetch_triple, resolve_device, run_layers, synchronizer, to_tensors
 from rnnexp.config import Cell, RunConfig
-from rnnexp.params import directions, out_size, suffix
+from rnnexp.params import directions, suffix
 
 __all__ = ["check", "prepare"]
 
@@ -44,39 +44,34 @@ def _cells(cfg: RunConfig, params: dict[str, np.ndarray], device: torch.device) 
     return grid
 
 
-def _run(cfg: RunConfig, grid, x: torch.Tensor):
-    seq = x.transpose(0, 1) if cfg.batch_first else x  # (T, B, features)
-    steps, batch = seq.shape[0], seq.shape[1]
-    h_n, c_n = [], []
-    for row in grid:
-        outs = []
-        for d, (cell, w_hr) in enumerate(row):
-            h = seq.new_zeros(batch, out_size(cfg))
-            c = seq.new_zeros(batch, cfg.hidden_size)
-            out = [None] * steps
-            for t in reversed(range(steps)) if d else range(steps):
-                if w_hr is not None:
-                    xi = F.linear(seq[t], cell.weight_ih, cell.bias_ih)
-                    h, c = STEPS[Cell.lstm](xi, h, c, cell.weight_hh, cell.bias_hh, w_hr, False)
-                elif cfg.cell is Cell.lstm:
-                    h, c = cell(seq[t], (h, c))
-                else:
-                    h = cell(seq[t], h)
-                out[t] = h
-            outs.append(torch.stack(out))
-            h_n.append(h)
-            c_n.append(c)
-        seq = torch.cat(outs, dim=-1)
-    output = seq.transpose(0, 1) if cfg.batch_first else seq
-    return output, torch.stack(h_n), torch.stack(c_n) if cfg.cell is Cell.lstm else None
+def _stepper(cfg: RunConfig, grid):
+    def for_direction(layer: int, d: int, seq: torch.Tensor):
+        cell, w_hr = grid[layer][d]
+        if w_hr is not None:  # projected LSTM: the same recurrence in torch ops
+
+            def step(t, h, c):
+                xi = F.linear(seq[t], cell.weight_ih, cell.bias_ih)
+                return STEPS[Cell.lstm](xi, h, c, cell.weight_hh, cell.bias_hh, w_hr, False)
+        elif cfg.cell is Cell.lstm:
+
+            def step(t, h, c):
+                return cell(seq[t], (h, c))
+        else:
+
+            def step(t, h, c):
+                return cell(seq[t], h), c
+
+        return step
+
+    return for_direction
 
 
 def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:
     device = resolve_device(cfg)
-    grid = _cells(cfg, params, device)
+    stepper = _stepper(cfg, _cells(cfg, params, device))
     xt = torch.from_numpy(x).to(device)
     return Prepared(
-        call=lambda: _run(cfg, grid, xt),
+        call=lambda: run_layers(cfg, xt, stepper),
         fetch=fetch_triple,
         sync=synchronizer(device),
         context=torch.inference_mode,
