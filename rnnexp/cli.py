@@ -98,7 +98,8 @@ class ResultsCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from rnnexp.sweep import count_jobs
 
-        os.environ["RNNEXP_SWEEP_TOTAL"] = str(count_jobs(config))
+        if "rnnexp_launcher" not in str(config.hydra.sweeper.get("_target_", "")):
+            os.environ["RNNEXP_SWEEP_TOTAL"] = str(count_jobs(config))  # the rnnexp sweeper sets it itself
         os.environ["RNNEXP_SWEEP_START"] = str(time.time())
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -125,14 +126,12 @@ class ResultsCallback(Callback):
 
 def _write_env(out_dir: Path) -> None:
     """env.json: versions, libraries, CPU, cores, host, git state, and the GEMM peaks measured here."""
-    import json
+    from rnnexp import envinfo, peak
+    from rnnexp.runner import environment
 
-    from rnnexp import envinfo
-
-    peaks = [json.loads(p.read_text()) for p in sorted(out_dir.glob("gemm_peak_*.json"))]
     start = datetime.fromtimestamp(float(os.environ.get("RNNEXP_SWEEP_START", time.time())), timezone.utc)
-    extra = {"start_time_utc": start.isoformat(timespec="seconds"), "gemm_peaks": peaks}
-    envinfo.write_env(out_dir / "env.json", extra)
+    extra = {"start_time_utc": start.isoformat(timespec="seconds"), "gemm_peaks": peak.cached_peaks(out_dir)}
+    envinfo.write_env(out_dir / "env.json", extra, env=environment())
 
 
 def _finish(table, path: Path) -> None:
@@ -140,7 +139,9 @@ def _finish(table, path: Path) -> None:
     print(f"results: {path}", flush=True)
     failed = summary.count_failed(table)
     if failed:
-        print(f"{failed} of {len(table)} jobs failed", file=sys.stderr, flush=True)
+        print(
+            f"{failed} of {len(table)} jobs failed (an error, or parity/shape disagreeing)", file=sys.stderr, flush=True
+        )
         sys.exit(1)
 
 
@@ -164,7 +165,8 @@ def concurrent_jobs(launcher: DictConfig) -> int:
     total = int(os.environ.get("RNNEXP_SWEEP_TOTAL", "1"))
     if "joblib" in target:
         n = int(launcher.get("n_jobs", -1))
-        return min(total, usable_cores() if n == -1 else max(n, 1))
+        n = usable_cores() + 1 + n if n < 0 else n  # joblib: -1 = every core, -2 = all but one, ...
+        return min(total, max(n, 1))
     if target.endswith("submitit_launcher.LocalLauncher"):
         return total
     return 1

@@ -127,9 +127,9 @@ def collect(git_path: Path | None = None) -> dict[str, Any]:
     }
 
 
-def write_env(path: Path | str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``collect()`` plus ``extra`` (e.g. threads, GEMM peaks) as JSON to ``path``, atomically; return it."""
-    env = {**collect(), **(extra or {})}
+def write_env(path: Path | str, extra: dict[str, Any] | None = None, env: dict[str, Any] | None = None) -> dict:
+    """Write ``env`` (default: ``collect()``) plus ``extra`` (e.g. GEMM peaks) as JSON to ``path``, atomically."""
+    env = {**(env if env is not None else collect()), **(extra or {})}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from rnnexp import columns, results
+from rnnexp.results import STEPS_FILE
 
 PROG = "rnnexp report"
 REFERENCE = "numpy"  # the backend that speed-ups are measured against
-STEPS_FILE = "steps.csv"  # long-form per-timestep statistics beside results.csv (joins on job_num)
 SHAPES = ["output_shape", "h_n_shape", "c_n_shape"]
 PART = re.compile(r"_(l\d+|forward|reverse|[a-z])$")  # per layer, direction or gate: too wide for the summary
 
@@ -63,8 +63,8 @@ def read_steps(path: Path | str) -> pd.DataFrame | None:
         return pd.read_csv(folder / STEPS_FILE)
     if not path.is_dir():
         return None
-    parts = [pd.read_csv(f) for f in sorted(folder.glob(f"*/{STEPS_FILE}"))]
-    return pd.concat(parts, ignore_index=True) if parts else None
+    steps = results.collect(folder, STEPS_FILE)
+    return None if steps.empty else steps
 
 
 def source_names(paths: list[Path]) -> list[str]:

@@ -33,7 +33,7 @@ from rnnexp.memory import (
     peak_method,
 )
 from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape, make_inputs, make_params
-from rnnexp.peak import gemm_peak
+from rnnexp.peak import gemm_peak_gflops, peak_frac
 from rnnexp.stats import state_stats, step_table
 
 
@@ -43,9 +43,10 @@ def environment() -> dict[str, Any]:
     return collect_env()
 
 
-def versions() -> dict[str, str]:
+def provenance() -> dict[str, Any]:
+    """The versions and host fields every row repeats (the task's rows and the launcher's error rows)."""
     env = environment()
-    return {k: env[k] for k in ("python_version", "torch_version", "numpy_version")}
+    return {k: env[k] for k in ("python_version", "torch_version", "numpy_version")} | row_fields(env)
 
 
 @contextlib.contextmanager
@@ -128,12 +129,12 @@ def work_columns(cfg: RunConfig, fwd: Forward, peak_dir: Path | None) -> dict[st
     flops = forward_flops(cfg)
     achieved = achieved_gflops(flops, fwd.measurement.median_s)
     # The yardstick is a CPU GEMM; a GPU row has none here.
-    peak = gemm_peak(cfg.dtype.value, cfg.threads, peak_dir)["gflops"] if fwd.prepared.device == "cpu" else None
+    peak = gemm_peak_gflops(cfg.dtype.value, cfg.threads, peak_dir) if fwd.prepared.device == "cpu" else None
     return {
         "flops": flops,
         "gflops": achieved,
         "peak_gflops": peak,
-        "peak_frac": achieved / peak if peak else None,
+        "peak_frac": peak_frac(achieved, peak) if peak else None,
         "param_bytes": param_bytes(cfg),
         "activation_bytes": activation_bytes(cfg),
         "peak_mem_bytes": fwd.peak_mem_bytes,
@@ -210,6 +211,5 @@ def run_job(
         row.update(status="ok", error="")
     except Exception as exc:  # a failed job is a row, so the sweep and its table survive
         row.update(status="error", error=one_line(exc))
-    row.update(versions())
-    row.update(row_fields(environment()))
+    row.update(provenance())
     return row

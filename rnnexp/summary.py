@@ -15,6 +15,7 @@ _RESULT_COLUMNS = [
     "time_iqr_ms",
     "h_saturation_frac",
     "max_abs_err_vs_ref",
+    "parity_ok",
     "status",
 ]
 _CONFIG_COLUMNS = [
@@ -25,9 +26,14 @@ _CONFIG_COLUMNS = [
 
 
 def count_failed(table: pd.DataFrame) -> int:
+    """Jobs that failed, or that ran but disagree with the reference or the shape formulas."""
     if table.empty or "status" not in table:
         return 0
-    return int((table["status"] != "ok").sum())
+    failed = table["status"] != "ok"
+    for check in ("parity_ok", "shape_ok"):
+        if check in table:
+            failed |= (table["status"] == "ok") & (table[check].astype(str) != "True")
+    return int(failed.sum())
 
 
 def table(df: pd.DataFrame) -> str:
@@ -37,8 +43,14 @@ def table(df: pd.DataFrame) -> str:
     cfg_cols = [c for c in _CONFIG_COLUMNS if c in df and (c in ("cell", "backend") or df[c].nunique() > 1)]
     cols = cfg_cols + [c for c in _RESULT_COLUMNS if c in df]
     text = df[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}")
-    errors = df[df["status"] != "ok"] if "status" in df else df.iloc[0:0]
-    lines = [f"error in job {i}: {e}" for i, e in zip(errors.index, errors.get("error", []), strict=False)]
+    lines = []
+    for i, row in df.iterrows():
+        job = row.get("job_num", i)  # the job's own number: rows may be missing from a crashed sweep
+        if row.get("status") != "ok":
+            lines.append(f"error in job {job}: {row.get('error')}")
+        elif any(str(row.get(c, True)) != "True" for c in ("parity_ok", "shape_ok")):
+            checks = " ".join(f"{c}={row.get(c)}" for c in ("parity_ok", "shape_ok", "max_abs_err_vs_ref"))
+            lines.append(f"job {job} disagrees with the reference: {checks}")
     return "\n".join([text, *lines])
 
 

@@ -32,7 +32,7 @@ def record(context: Any, master: DictConfig, overrides: Sequence[str], idx: int,
     """Write job ``idx``'s error row, print its progress line, and return it as the job's result."""
     from rnnexp import results, summary
     from rnnexp.cli import _progress, concurrent_jobs, rerun_command
-    from rnnexp.runner import versions
+    from rnnexp.runner import provenance
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     culprits, messages, partial = isolate(context, master, parsed, exc)
@@ -42,7 +42,7 @@ def record(context: Any, master: DictConfig, overrides: Sequence[str], idx: int,
         "concurrent_jobs": concurrent_jobs(master.hydra.launcher),
         "status": "error",
         "error": "; ".join(messages),
-        **versions(),
+        **provenance(),
         "job_num": idx,
         "overrides": " ".join(task_overrides),
         "command": rerun_command(task_overrides),

@@ -1,0 +1,41 @@
+"""The end-of-run summary: failures counted (parity and shape too), jobs named by their own number."""
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+from rnnexp import summary
+from rnnexp.cli import concurrent_jobs
+from rnnexp.runner import usable_cores
+
+
+def rows(**overrides) -> pd.DataFrame:
+    base = dict(cell="rnn", backend="torch", status="ok", error="", parity_ok=True, shape_ok=True,
+                max_abs_err_vs_ref=1e-8, job_num=0)  # fmt: skip
+    return pd.DataFrame([base, {**base, "job_num": 7, **overrides}])
+
+
+def test_ok_rows_are_not_failures():
+    assert summary.count_failed(rows()) == 0
+
+
+def test_a_parity_or_shape_mismatch_counts_as_a_failure():
+    assert summary.count_failed(rows(parity_ok=False, max_abs_err_vs_ref=0.5)) == 1
+    assert summary.count_failed(rows(shape_ok=False)) == 1
+    text = summary.table(rows(parity_ok=False, max_abs_err_vs_ref=0.5))
+    assert "job 7 disagrees with the reference: parity_ok=False" in text
+
+
+def test_errors_name_the_job_number_not_the_table_position():
+    table = rows(status="error", error="ConfigError: hidden_size=0: must be a positive integer (>= 1)")
+    assert summary.count_failed(table) == 1
+    assert "error in job 7: ConfigError: hidden_size=0" in summary.table(table)
+
+
+def test_joblib_negative_n_jobs_counts_back_from_the_cores(monkeypatch):
+    monkeypatch.setenv("RNNEXP_SWEEP_TOTAL", "64")
+    launcher = lambda n: OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.X", "n_jobs": n})  # noqa: E731
+    assert concurrent_jobs(launcher(-1)) == usable_cores()
+    assert concurrent_jobs(launcher(-2)) == max(usable_cores() - 1, 1)
+    assert concurrent_jobs(launcher(3)) == 3
+    monkeypatch.setenv("RNNEXP_SWEEP_TOTAL", "1")
+    assert concurrent_jobs(launcher(-1)) == 1  # a one-job sweep runs alone
