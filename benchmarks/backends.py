@@ -66,9 +66,10 @@ def config(size: tuple[int, int, int], backend: str, args: argparse.Namespace) -
 
 def run_job(cfg: RunConfig, peak_dir: Path) -> dict:
     """One job, in this process: its row's timing, work and memory columns."""
-    from rnnexp.runner import execute
+    from rnnexp.runner import JobContext, execute
 
-    row = execute(cfg, peak_dir=peak_dir)  # the GEMM peak is measured once, in main(), and read from peak_dir
+    # the GEMM peak is measured once, in main(), and read from peak_dir
+    row = execute(cfg, JobContext(peak_dir=peak_dir)).row
     keep = ("time_median_ms", "time_iqr_ms", "time_min_ms", "n_runs", "noisy", "gflops", "peak_frac")
     out = {k: row[k] for k in (*keep, "peak_mem_bytes", "max_abs_err_vs_ref") if k in row}
     out.setdefault("gflops", achieved_gflops(forward_flops(cfg), row["time_median_ms"] / 1e3))

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnexp import preflight, results, summary
 from rnnexp.config import ConfigError, RunConfig
-from rnnexp.runner import run_job, usable_cores
+from rnnexp.runner import JobContext, run_job, usable_cores
 
 _PKG = Path(__file__).resolve().parent
 
@@ -76,17 +76,17 @@ def _task(dcfg: DictConfig) -> dict[str, Any]:
             print(f"{_progress(done, num)}kept the finished row in {out_dir}", flush=True)
             return done
     cfg: RunConfig = OmegaConf.to_object(dcfg)
-    steps: list = []
     # A sweep measures the machine's GEMM peak once, in its root dir; a single run in its own.
     peak_dir = Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else out_dir
-    row = run_job(cfg, concurrent_jobs=concurrent_jobs(hc.launcher), steps=steps, peak_dir=peak_dir)
+    done = run_job(cfg, JobContext(concurrent_jobs=concurrent_jobs(hc.launcher), peak_dir=peak_dir))
+    row = done.row
     row["job_num"] = num
     overrides = list(hc.overrides.task)
     row["overrides"] = " ".join(overrides)
     row["command"] = rerun_command(overrides)
-    if steps:
-        steps[0].insert(0, "job_num", num)
-        results.write_csv_atomic(steps[0], out_dir / results.STEPS_FILE)
+    for name, table in done.tables.items():
+        table.insert(0, "job_num", num)
+        results.write_csv_atomic(table, out_dir / name)
     results.write_row(row, out_dir)  # last: a row on disk means the job's files are complete
     print(_progress(row, num) + summary.one_line(row), flush=True)
     return row

@@ -50,6 +50,11 @@ class InputDist(str, Enum):
     ones = "ones"
 
 
+class Mode(str, Enum):
+    inference = "inference"  # the forward pass alone, no graph recorded
+    training = "training"  # a forward that records what the backward needs, then the backward
+
+
 @dataclass
 class TimingConfig:
     """How a forward pass is timed (the method of ``torch.utils.benchmark``'s adaptive_autorange)."""
@@ -87,6 +92,10 @@ class RunConfig:
     input_dist: InputDist = InputDist.normal
     input_scale: float = 1.0
     threads: int = 1
+    mode: Mode = Mode.inference
+    lyapunov_k: int = 0  # 0 = off; k >= 1: the k largest Lyapunov exponents of the state dynamics
+    lyapunov_warmup: int = 200  # steps evolved before exponents are averaged
+    grad_flow: bool = False  # the norm of dL/dh_t against the distance to the end
     timing: TimingConfig = field(default_factory=TimingConfig)
 
 
@@ -149,6 +158,9 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(key, value, "must be a positive finite number")
     if cfg.seed < 0:
         raise ConfigError("seed", cfg.seed, "must be >= 0")
+    for key in ("lyapunov_k", "lyapunov_warmup"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(key, getattr(cfg, key), "must be an integer >= 0")
     if cfg.backend not in backends.names():
         raise ConfigError("backend", cfg.backend, f"allowed: {', '.join(backends.names())}")
     validate_timing(cfg.timing)

@@ -7,7 +7,6 @@ not pay for the import.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import socket
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rnnexp.fileio import write_json_atomic
 
 ROW_FIELDS = ("hostname", "cpu_model", "git_commit", "git_dirty")
 
@@ -130,11 +131,7 @@ def collect(git_path: Path | None = None) -> dict[str, Any]:
 def write_env(path: Path | str, extra: dict[str, Any] | None = None, env: dict[str, Any] | None = None) -> dict:
     """Write ``env`` (default: ``collect()``) plus ``extra`` (e.g. GEMM peaks) as JSON to ``path``, atomically."""
     env = {**(env if env is not None else collect()), **(extra or {})}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(env, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, env)
     return env
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib.util import find_spec
@@ -22,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from rnnexp.config import TimingConfig
+from rnnexp.fileio import write_json_atomic
 from rnnexp.measure import measure
 
 SIZE = 1024
@@ -87,26 +87,23 @@ def measure_peak(dtype: str, threads: int, size: int | None = None) -> dict[str,
 
 @contextlib.contextmanager
 def _locked(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """An exclusive lock file beside ``path`` (fcntl; where that is missing, no lock: the write is still atomic)."""
+    """An exclusive lock beside ``path`` (filelock), so parallel jobs measure once and never at the same time.
+
+    After ``timeout_s`` it measures anyway rather than hang: the atomic write keeps the file whole.
+    The lock file is removed while still held, so none is left behind (filelock re-checks the inode).
+    """
+    lock_path = path.with_name(path.name + ".lock")
+    lock = FileLock(lock_path, timeout=timeout_s)
     try:
-        import fcntl
-    except ImportError:
+        lock.acquire()
+    except Timeout:
         yield
         return
-    with open(path.with_name(path.name + ".lock"), "a") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    break  # measure anyway rather than hang; the atomic write keeps the file whole
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        lock.release()
 
 
 def _read(path: Path) -> dict | None:
@@ -115,12 +112,6 @@ def _read(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) and record.get("gflops", 0) > 0 else None
-
-
-def _write_atomic(path: Path, record: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def gemm_peak(dtype: str, threads: int, cache_dir: Path | str | None = None, size: int | None = None) -> dict[str, Any]:
@@ -136,7 +127,7 @@ def gemm_peak(dtype: str, threads: int, cache_dir: Path | str | None = None, siz
         record = _read(path)  # another job may have measured it while this one waited
         if record is None:
             record = measure_peak(dtype, threads, size)
-            _write_atomic(path, record)
+            write_json_atomic(path, record)
     return record
 
 

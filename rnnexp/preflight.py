@@ -30,7 +30,7 @@ from rnnexp.config import POSITIVE_INTS, ConfigError, RunConfig, TimingConfig, c
 # Hydra flags that run no job (help, shell completion, config info): nothing for preflight to save.
 _NO_JOB_FLAGS = ("help", "hydra_help", "shell_completion", "info", "experimental_rerun")
 RNNEXP_FLAGS = ("--dry-run",)  # cli.main's own flags, which Hydra's argparse does not know
-NON_NEGATIVE_INTS = ("proj_size", "seed", "warmup")
+NON_NEGATIVE_INTS = ("proj_size", "seed", "warmup", "lyapunov_k", "lyapunov_warmup")
 SWEEP_SYNTAX = "a sweep is a,b,c or range(start,stop[,step]) or choice(a,b)"
 # Lines of Hydra's and OmegaConf's messages that explain nothing about the input itself.
 _NOISE = ("Error parsing override", "See https://", "Config search path", "provider=", "Available options in")

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
+from rnnexp.fileio import write_csv_atomic
+
 ROW_FILE = "results.csv"  # one row in a job's dir; every row at a sweep's root
 STEPS_FILE = "steps.csv"  # long form: one row per layer, direction and timestep; joins on job_num
-
-
-def write_csv_atomic(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``df`` so that readers see the old file or the whole new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            df.to_csv(fh, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_row(row: dict, job_dir: Path) -> Path:

@@ -9,17 +9,18 @@ import contextlib
 import functools
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from rnnexp import backends
 from rnnexp.backends import Outputs
 from rnnexp.backends.numpy_ref import reference
-from rnnexp.config import ConfigError, RunConfig, as_flat_dict, validate
+from rnnexp.config import ConfigError, Mode, RunConfig, as_flat_dict, validate
 from rnnexp.envinfo import collect as collect_env
 from rnnexp.envinfo import row_fields
 from rnnexp.flops import achieved_gflops, forward_flops
@@ -34,6 +35,7 @@ from rnnexp.memory import (
 )
 from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape, make_inputs, make_params
 from rnnexp.peak import gemm_peak_gflops, peak_frac
+from rnnexp.results import STEPS_FILE
 from rnnexp.stats import state_stats, step_table
 
 
@@ -142,27 +144,40 @@ def work_columns(cfg: RunConfig, fwd: Forward, peak_dir: Path | None) -> dict[st
     }
 
 
-def execute(cfg: RunConfig, steps: list | None = None, peak_dir: Path | None = None) -> dict[str, Any]:
-    """Run the job's forward on its backend and return the measured columns.
+@dataclass
+class JobContext:
+    """Where a job runs, passed explicitly by whoever launches it (the CLI, a test)."""
 
-    ``steps``, when given, receives the job's per-timestep table (``stats.step_table``);
-    ``peak_dir`` caches this machine's GEMM peak (a sweep measures it once).
-    """
+    concurrent_jobs: int = 1  # jobs sharing this machine's cores while this one runs
+    peak_dir: Path | None = None  # caches this machine's GEMM peak (a sweep's root: measured once)
+    cache_dir: Path | None = None  # content-keyed cache shared by a sweep's jobs (e.g. the float64 reference)
+
+
+@dataclass
+class JobResult:
+    """A job's row and its long-form side tables by file name (``steps.csv``, ...), without ``job_num``."""
+
+    row: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def execute(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
+    """Run the job's forward on its backend; the measured columns and the side tables."""
+    ctx = ctx or JobContext()
     params, x = make_params(cfg), make_inputs(cfg)
     fwd = run_forward(cfg, params, x)
     ref = reference(cfg, params, x)
-    if steps is not None:
-        steps.append(step_table(cfg, ref))
-    return {
+    row = {
         "device_used": fwd.prepared.device,
         **shape_columns(cfg, fwd.out),
         **fwd.measurement.columns(cfg.timing.noisy_frac),
         "compile_s": fwd.prepared.compile_s,
-        **work_columns(cfg, fwd, peak_dir),
+        **work_columns(cfg, fwd, ctx.peak_dir),
         **state_stats(cfg, fwd.out, ref, params, x),
         **parity(cfg, fwd.out, ref),
         **fwd.prepared.extra,
     }
+    return JobResult(row, {STEPS_FILE: step_table(cfg, ref)})
 
 
 def one_line(exc: BaseException) -> str:
@@ -197,19 +212,32 @@ def check_memory(cfg: RunConfig) -> None:
         raise ConfigError("memory", f"{need / 2**30:.1f}GiB", allowed)
 
 
-def run_job(
-    cfg: RunConfig, concurrent_jobs: int = 1, steps: list | None = None, peak_dir: Path | None = None
-) -> dict[str, Any]:
-    """The job's row; a failure is recorded in it (status=error), never raised."""
+def check_implemented(cfg: RunConfig) -> None:
+    """Keys whose work is not built yet refuse a job with one line rather than being ignored."""
+    if cfg.mode is not Mode.inference:
+        raise ConfigError("mode", cfg.mode.value, "only inference is available in this build")
+    if cfg.lyapunov_k:
+        raise ConfigError("lyapunov_k", cfg.lyapunov_k, "Lyapunov exponents are not available in this build (use 0)")
+    if cfg.grad_flow:
+        raise ConfigError("grad_flow", cfg.grad_flow, "gradient flow is not available in this build (use false)")
+
+
+def run_job(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
+    """The job's row and side tables; a failure is recorded in the row (status=error), never raised."""
+    ctx = ctx or JobContext()
     row: dict[str, Any] = as_flat_dict(cfg)
-    row["concurrent_jobs"] = concurrent_jobs
+    row["concurrent_jobs"] = ctx.concurrent_jobs
+    tables: dict[str, pd.DataFrame] = {}
     try:
         validate(cfg)
-        check_cores(cfg, concurrent_jobs)
+        check_implemented(cfg)
+        check_cores(cfg, ctx.concurrent_jobs)
         check_memory(cfg)
-        row.update(execute(cfg, steps, peak_dir))
+        done = execute(cfg, ctx)
+        row.update(done.row)
+        tables = done.tables
         row.update(status="ok", error="")
     except Exception as exc:  # a failed job is a row, so the sweep and its table survive
         row.update(status="error", error=one_line(exc))
     row.update(provenance())
-    return row
+    return JobResult(row, tables)

@@ -185,7 +185,7 @@ def test_estimate_bounds_a_real_job(cfg, peak_dir, monkeypatch):
     tracemalloc.start()
     try:
         start, _ = tracemalloc.get_traced_memory()
-        runner.execute(cfg, peak_dir=peak_dir)
+        runner.execute(cfg, runner.JobContext(peak_dir=peak_dir))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from rnnexp import peak
+from rnnexp import fileio, peak
 
 SMALL = 64  # tiny products: these tests check the plumbing, not the machine
 
@@ -88,7 +88,9 @@ def test_parallel_processes_share_one_measurement(tmp_path):
     assert len(set(outs)) == 1  # one process measured; the others waited on the lock and read its record
     record = json.loads(peak.cache_path(tmp_path, "float32", 1).read_text())
     assert f"{record['measured_at_utc']} {record['gflops']}" == outs[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["gemm_peak_float32_1t.json", "gemm_peak_float32_1t.json.lock"]
+    # No lock or temp file is left behind, and the record has the mode any new file gets (umask).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gemm_peak_float32_1t.json"]
+    assert peak.cache_path(tmp_path, "float32", 1).stat().st_mode & 0o777 == 0o666 & ~fileio.umask()
 
 
 def test_peak_frac():

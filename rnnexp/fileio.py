@@ -1,0 +1,109 @@
+"""Writing files so that a reader sees the old file or the whole new one, never a part.
+
+The one atomic writer of the project: every table, JSON record and text file rnnexp writes goes
+through :func:`write_atomic`. The data goes to a temp file beside the target (``.NAME.PID.tmp``),
+is flushed and fsync'd, given the mode the process umask gives any new file (0644 under umask
+022; ``mkstemp`` alone would leave 0600), then renamed over the target; the dir is fsync'd so
+the rename itself survives a crash. On any failure (a full disk, an interrupt) the temp file is
+removed and the target is left as it was. A temp file left by a killed process is stale: the next
+run in that dir removes it (:func:`remove_stale_temps`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+TEMP_SUFFIX = ".tmp"
+_umask_lock = threading.Lock()
+
+
+def umask() -> int:
+    """The process umask (read by setting and restoring it; the lock keeps threads from racing)."""
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file here: 0o666 less the umask."""
+    return 0o666 & ~umask()
+
+
+def temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # some file systems do not let a dir be opened; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path | str, write: Callable[[IO[str]], Any], newline: str | None = "") -> Path:
+    """Create or replace ``path`` with what ``write(handle)`` writes to a text handle, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode())
+        with os.fdopen(fd, "w", newline=newline, encoding="utf-8") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def write_text_atomic(path: Path | str, text: str) -> Path:
+    return write_atomic(path, lambda fh: fh.write(text), newline=None)
+
+
+def write_json_atomic(path: Path | str, record: Any) -> Path:
+    return write_text_atomic(path, json.dumps(record, indent=2, default=str) + "\n")
+
+
+def write_csv_atomic(df, path: Path | str) -> Path:
+    """A pandas DataFrame as CSV, without its index."""
+    return write_atomic(path, lambda fh: df.to_csv(fh, index=False))
+
+
+def csv_text(df) -> str:
+    buf = io.StringIO()
+    df.to_csv(buf, index=False)
+    return buf.getvalue()
+
+
+def remove_stale_temps(folder: Path | str, recursive: bool = True) -> list[Path]:
+    """Delete temp files (``.NAME.PID.tmp``) left under ``folder`` by killed processes; return them.
+
+    Call only while holding the folder's lock, when no other writer can be mid-write there.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    pattern = f".*{TEMP_SUFFIX}"
+    found = folder.rglob(pattern) if recursive else folder.glob(pattern)
+    removed = []
+    for tmp in found:
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
