@@ -63,7 +63,24 @@ def load(name: str) -> ModuleType:
 
 
 def check_supported(cfg) -> None:
-    """Let the chosen backend refuse a configuration before any work is done."""
-    check = getattr(load(cfg.backend), "check", None)
+    """Let the chosen backend refuse a configuration before any work is done.
+
+    A backend trains only if its module defines ``prepare_training``; ``mode=training`` on any
+    other is refused with one line.
+    """
+    from rnnexp.config import ConfigError, Mode
+
+    module = load(cfg.backend)
+    if cfg.mode is Mode.training and not hasattr(module, "prepare_training"):
+        trainers = ", ".join(n for n in names() if n != cfg.backend and _can_train(n))
+        raise ConfigError("mode", "training", f"backend={cfg.backend} cannot train (backends that can: {trainers})")
+    check = getattr(module, "check", None)
     if check is not None:
         check(cfg)
+
+
+def _can_train(name: str) -> bool:
+    try:
+        return hasattr(load(name), "prepare_training")
+    except ImportError:
+        return False

@@ -38,6 +38,27 @@ def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Pre
     return Prepared(call=lambda: run(cfg, packed, x), fetch=lambda out: out)
 
 
+def gradients(
+    cfg: RunConfig,
+    params: dict[str, np.ndarray],
+    x: np.ndarray,
+    d_output: np.ndarray,
+    d_h_n: np.ndarray,
+    d_c_n: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The float64 reference gradient by backpropagation through time (``rnnexp.backends.numpy_grad``)."""
+    from rnnexp.backends import numpy_grad  # it builds on this module: imported here, not at the top
+
+    return numpy_grad.gradients(cfg, params, x, d_output, d_h_n, d_c_n)
+
+
+def prepare_training(*args, **kwargs):
+    """The numpy backend in mode=training: the hand-written BPTT timed as a contender (``numpy_grad``)."""
+    from rnnexp.backends import numpy_grad
+
+    return numpy_grad.prepare_training(*args, **kwargs)
+
+
 def reference(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Outputs:
     """The float64 forward on exactly the numbers a backend was given (its dtype, upcast), every layer kept."""
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
