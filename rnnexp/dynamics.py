@@ -1,0 +1,337 @@
+"""Hidden-state dynamics beyond saturation: Lyapunov exponents, one-step Jacobian norms, gradient flow.
+
+Computed after timing, in float64, along the reference's trajectory of the batch's first sequence
+(``rnnexp.jacobians``: the state is every layer's h, and (h, c) for an LSTM; a single bidirectional
+layer is two causal systems, one per direction; a deeper bidirectional stack is refused).
+
+- Lyapunov spectrum (``lyapunov_k`` > 0): the QR method. A seeded orthonormal k-frame is pushed
+  through each step's Jacobian J_t and re-orthonormalised (``numpy.linalg.qr``); the first
+  ``lyapunov_warmup`` steps align the frame and are not averaged; the exponents are the mean of
+  ln|diag R| over the remaining T - warmup steps (natural log, per step), largest first.
+  warmup >= T is refused: there would be nothing to average, and a silent clamp would report a
+  less converged number under the requested name.
+- Largest singular value of each averaged step's J_t: Lanczos on J_t^T J_t with full
+  reorthogonalisation, LANCZOS_STEPS iterations from a seeded start, batched over steps (each step
+  its own Krylov space). Exact (to rounding) when the state has at most LANCZOS_STEPS entries;
+  otherwise a lower bound, within 1e-6 relative of the SVD in tests/test_dynamics.py (rnn, gru,
+  lstm, H = 64-128, saturated and not).
+- Gradient flow (``grad_flow``): L = <u, h_T> for a seeded unit vector u on the top layer's final
+  state (all directions); dL/d(state of layer l at t) by J_t^T products (``jacobians.vjp``), the
+  adjoint rescaled to unit norm every step with the log of the scale accumulated, so the log-norm
+  stays finite where the norm would overflow. An LSTM's "state" is (h, c).
+
+With two directions the unsuffixed columns describe both as one system (their Jacobians are
+block-diagonal): the spectrum is the union of the directions' (its k largest), the step norm the
+larger of the two, the gradient norm that of both adjoints together; ``_forward``/``_reverse``
+columns give each direction alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from rnnexp import jacobians as jac
+from rnnexp.backends import Outputs
+from rnnexp.config import Cell, ConfigError, RunConfig
+from rnnexp.params import GATES, directions, out_size
+from rnnexp.stats import DIRECTIONS
+
+log = logging.getLogger(__name__)
+
+LYAPUNOV_FILE = "lyapunov.csv"
+LANCZOS_STEPS = 24  # Krylov dimension per step for the largest singular value
+CHUNK_ELEMENTS = 1 << 21  # coefficient and Lanczos-basis elements held at once per layer
+SEEDS = {"u": 2, "frame": 3, "lanczos": 4}  # params use [seed, 0] and inputs [seed, 1]
+
+
+# --- the QR method, Kaplan-Yorke, the slope ---------------------------------------------------------------
+
+
+def lyapunov_qr(maps: Iterable[Callable[[np.ndarray], np.ndarray]], frame: np.ndarray, warmup: int) -> np.ndarray:
+    """The k largest exponents, largest first: ``maps`` apply each step's Jacobian to a (k, S) frame of rows.
+
+    >>> m = np.diag([2.0, 0.5])
+    >>> lyapunov_qr([lambda q: q @ m.T] * 10, np.eye(2), warmup=1).round(6).tolist()
+    [0.693147, -0.693147]
+    """
+    total, n = np.zeros(frame.shape[0]), 0
+    with np.errstate(divide="ignore"):  # a Jacobian of lower rank than k: that exponent is -inf
+        for t, apply in enumerate(maps):
+            q, r = np.linalg.qr(apply(frame).T)
+            frame = q.T
+            if t >= warmup:
+                total += np.log(np.abs(np.diag(r)))
+                n += 1
+    return np.sort(total / n)[::-1] if n else np.full(frame.shape[0], np.nan)
+
+
+def kaplan_yorke(exponents: np.ndarray, size: int) -> float:
+    """j + (l_1 + ... + l_j) / |l_{j+1}|, j the last index whose partial sum is >= 0 (exponents sorted, largest first).
+
+    0 when l_1 < 0; ``size`` when all ``size`` exponents sum to >= 0; NaN when the k < ``size``
+    exponents given never bring the partial sum below zero (more are needed).
+
+    >>> kaplan_yorke(np.array([0.5, -0.2, -1.0]), 3)
+    2.3
+    """
+    if not exponents.size or not np.isfinite(exponents[0]):
+        return float("nan")
+    if exponents[0] < 0:
+        return 0.0
+    sums = np.cumsum(exponents)  # rises while exponents are positive, then falls
+    negative = np.flatnonzero(sums < 0)
+    if not negative.size:
+        return float(size) if exponents.size == size else float("nan")
+    j = int(negative[0])  # the first j partial sums are >= 0
+    return float(j + sums[j - 1] / abs(exponents[j]))
+
+
+def log_slope(log_norm: np.ndarray) -> float:
+    """Least-squares slope of log_norm[i] against i (here: the distance to the end), over its finite values."""
+    i = np.flatnonzero(np.isfinite(log_norm))
+    return float(np.polyfit(i, log_norm[i], 1)[0]) if i.size >= 2 else float("nan")
+
+
+# --- a System's steps ----------------------------------------------------------------------------------------
+
+
+def chunk_len(sys: jac.System, k: int = LANCZOS_STEPS) -> int:
+    per_step = max(GATES[sys.cell] * sys.hidden_size * 4, k * sys.size // len(sys.layers))
+    return max(1, CHUNK_ELEMENTS // per_step)
+
+
+def chunks(sys: jac.System, start: int = 0, reverse: bool = False) -> Iterator[tuple[int, list[dict]]]:
+    """(t0, coefficients of steps t0..t0+n-1) over steps start..T-1, in time order or reversed."""
+    n = chunk_len(sys)
+    starts = range(start, sys.steps, n)
+    for t0 in reversed(starts) if reverse else starts:
+        yield t0, jac.coefficients(sys, t0, min(t0 + n, sys.steps))
+
+
+def step_maps(sys: jac.System) -> Iterator[Callable[[np.ndarray], np.ndarray]]:
+    """J_t as a function on (k, S) frames, for t = 0..T-1 (J_0 acts on the zero initial state)."""
+    for _, co in chunks(sys):
+        for j in range(len(co[0][next(iter(co[0]))])):
+            step = jac.at(co, j)
+            yield lambda v, step=step: jac.join(jac.jvp(sys, step, jac.split(sys, v)))
+
+
+def spectrum(sys: jac.System, k: int, warmup: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng([seed, SEEDS["frame"]])
+    frame = np.linalg.qr(rng.standard_normal((sys.size, k)))[0].T
+    return lyapunov_qr(step_maps(sys), frame, warmup)
+
+
+def sigma_max(sys: jac.System, start: int, seed: int, iters: int = LANCZOS_STEPS) -> np.ndarray:
+    """Largest singular value of J_t for t = start..T-1 (module docstring: Lanczos, batched over steps)."""
+    rng = np.random.default_rng([seed, SEEDS["lanczos"]])
+    out = []
+    for _, co in chunks(sys, start):
+
+        def jtj(v, co=co):
+            return jac.join(jac.vjp(sys, co, jac.jvp(sys, co, jac.split(sys, v)))[1])
+
+        n = len(co[0][next(iter(co[0]))])
+        out.append(lanczos_top(jtj, rng.standard_normal((n, sys.size)), min(iters, sys.size)))
+    return np.sqrt(np.concatenate(out)) if out else np.array([])
+
+
+def lanczos_top(apply: Callable[[np.ndarray], np.ndarray], q: np.ndarray, iters: int) -> np.ndarray:
+    """Largest eigenvalue of each row's symmetric PSD operator: ``apply`` maps (n, S) to (n, S) row-wise."""
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    basis, alpha, beta = [q], [], []
+    for _ in range(iters):
+        w = apply(q)
+        alpha.append(np.einsum("ns,ns->n", q, w))
+        b = np.stack(basis)
+        for _ in range(2):  # full reorthogonalisation, twice is enough
+            w = w - np.einsum("jn,jns->ns", np.einsum("jns,ns->jn", b, w), b)
+        norm = np.linalg.norm(w, axis=1)
+        beta.append(norm)
+        scale = np.maximum(np.abs(np.stack(alpha)).max(axis=0), 1e-300)
+        live = norm > 1e-12 * scale  # else the Krylov space is invariant: the eigenvalue is found
+        q = np.where(live[:, None], w / np.where(live, norm, 1.0)[:, None], 0.0)
+        basis.append(q)
+    a, b = np.stack(alpha, axis=1), np.stack(beta[:-1], axis=1)
+    tri = np.zeros(a.shape + (a.shape[1],))
+    idx = np.arange(a.shape[1])
+    tri[:, idx, idx] = a
+    tri[:, idx[:-1], idx[1:]] = tri[:, idx[1:], idx[:-1]] = b
+    return np.maximum(np.linalg.eigvalsh(tri)[:, -1], 0.0)
+
+
+def grad_log_norms(sys: jac.System, u: np.ndarray) -> np.ndarray:
+    """ln ||dL/d(state of layer l after step t)||, (layers, T) in processing order; L = <u, the top layer's last h>."""
+    adj = [(np.zeros(sys.out_size), np.zeros(sys.hidden_size) if sys.cell is Cell.lstm else None) for _ in sys.layers]
+    adj[-1] = (np.asarray(u, np.float64), adj[-1][1])
+    out, log_scale = np.empty((len(sys.layers), sys.steps)), 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t0, co in chunks(sys, reverse=True):
+            for j in range(len(co[0][next(iter(co[0]))]) - 1, -1, -1):
+                total, adj = jac.vjp(sys, jac.at(co, j), adj)
+                out[:, t0 + j] = [np.log(np.linalg.norm(jac.join([b]))) + log_scale for b in total]
+                norm = np.linalg.norm(jac.join(adj))
+                if norm > 0:  # rescale: the log of the scale carries the magnitude
+                    adj = jac.split(sys, jac.join(adj) / norm)
+                    log_scale += np.log(norm)
+    return out
+
+
+# --- the cost guard ------------------------------------------------------------------------------------------
+
+ASSUMED_GFLOPS = 2.0  # float64 throughput of these small per-step products on one core (measured 2-6 here)
+STEP_OVERHEAD_S = 25e-6  # Python/NumPy call overhead per step and layer, for each pass over the steps
+MAX_SECONDS = 3600.0  # refuse a job whose dynamics alone would take longer than an hour
+
+
+def estimate_flops(cfg: RunConfig) -> float:
+    """Floating-point operations of ``dynamics_columns`` for ``cfg`` (0 when both keys are off).
+
+    Per direction and step, with G*H gate rows, H_out = proj_size or H, S the state size, k
+    = lyapunov_k, m = min(LANCZOS_STEPS, S): the coefficients (a one-vector step), the k-frame's
+    JVP (k vectors) and QR (4 S k^2), and for the Jacobian norms m JVP+VJP pairs and the Lanczos
+    reorthogonalisation (8 m^2 S / 2); gradient flow: one VJP.
+    """
+    if not (cfg.lyapunov_k or cfg.grad_flow):
+        return 0.0
+    gh, ho, size = GATES[cfg.cell] * cfg.hidden_size, out_size(cfg), jac.state_size(cfg)
+    per_vector = 0.0  # one tangent through every layer: recurrent and input products, projection, elementwise
+    for layer in range(cfg.layers):
+        in_features = cfg.input_size if layer == 0 else ho * directions(cfg)
+        per_vector += 2 * gh * (ho + (in_features if layer else 0)) + 20 * gh
+        per_vector += 2 * ho * cfg.hidden_size if cfg.proj_size else 0
+    k, m = cfg.lyapunov_k, min(LANCZOS_STEPS, size)
+    per_step = per_vector + 2 * gh * cfg.input_size  # coefficients, every pass counted once
+    if k:
+        per_step += k * per_vector + 4 * size * k**2 + 2 * m * per_vector + 4 * m * m * size
+    if cfg.grad_flow:
+        per_step += per_vector
+    return float(per_step * cfg.timesteps * directions(cfg))
+
+
+def estimate_seconds(cfg: RunConfig) -> float:
+    """Wall time of ``dynamics_columns`` on one core: flops at ASSUMED_GFLOPS plus per-step overhead."""
+    if not (cfg.lyapunov_k or cfg.grad_flow):
+        return 0.0
+    passes = (3 if cfg.lyapunov_k else 0) + (1 if cfg.grad_flow else 0)
+    overhead = STEP_OVERHEAD_S * cfg.layers * passes * cfg.timesteps * directions(cfg)
+    return estimate_flops(cfg) / (ASSUMED_GFLOPS * 1e9) + overhead
+
+
+def check(cfg: RunConfig) -> None:
+    """Refuse, with one line, dynamics that are undefined or would take more than MAX_SECONDS."""
+    if not (cfg.lyapunov_k or cfg.grad_flow):
+        return
+    key = "lyapunov_k" if cfg.lyapunov_k else "grad_flow"
+    jac.check_causal(cfg, key)
+    size = jac.state_size(cfg)
+    if cfg.lyapunov_k > size:
+        state = "(h, c)" if cfg.cell is Cell.lstm else "h"
+        raise ConfigError("lyapunov_k", cfg.lyapunov_k, f"at most the state size {size} (layers x {state})")
+    if cfg.lyapunov_k and cfg.lyapunov_warmup >= cfg.timesteps:
+        allowed = f"must be < timesteps ({cfg.timesteps}): the exponents average the steps after the warm-up"
+        raise ConfigError("lyapunov_warmup", cfg.lyapunov_warmup, allowed)
+    seconds = estimate_seconds(cfg)
+    if seconds > MAX_SECONDS:
+        sizes = ", ".join(
+            f"{k}={getattr(cfg, k)}" for k in ("hidden_size", "layers", "timesteps", "lyapunov_k", "grad_flow")
+        )
+        allowed = (
+            f"dynamics would take about {seconds / 3600:.1f} h ({sizes}; limit {MAX_SECONDS / 3600:.0f} h): "
+            "lower timesteps or lyapunov_k"
+        )
+        raise ConfigError(key, getattr(cfg, key), allowed)
+
+
+# --- the runner's entry point --------------------------------------------------------------------------------
+
+
+def unit_vector(cfg: RunConfig) -> np.ndarray:
+    """The loss's seeded direction u on the top layer's final state (directions side by side)."""
+    u = np.random.default_rng([cfg.seed, SEEDS["u"]]).standard_normal(out_size(cfg) * directions(cfg))
+    return u / np.linalg.norm(u)
+
+
+def dynamics_columns(
+    cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, ref: Outputs
+) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
+    """Row columns, the spectrum (direction, index, exponent) and gradient flow (layer, direction, timestep,
+    grad_log_norm), from the reference ``ref`` of ``params`` and ``x``. Empty tables for keys that are off."""
+    check(cfg)
+    row: dict[str, float] = {}
+    lyap = pd.DataFrame(columns=["direction", "index", "exponent"])
+    grads = pd.DataFrame(columns=["layer", "direction", "timestep", "grad_log_norm"])
+    if not (cfg.lyapunov_k or cfg.grad_flow):
+        return row, lyap, grads
+    sys_all = jac.systems(cfg, params, x, ref)
+    if not all(np.isfinite(h).all() for s in sys_all for h in s.h):
+        log.warning("the reference trajectory is not finite: dynamics columns are NaN")
+        return _nan_columns(cfg), lyap, grads
+    names = DIRECTIONS[: len(sys_all)]
+    if cfg.lyapunov_k:
+        spectra = [spectrum(s, cfg.lyapunov_k, cfg.lyapunov_warmup, cfg.seed) for s in sys_all]
+        row.update(_spectrum_columns(cfg, spectra, names))
+        row.update(_sigma_columns(cfg, sys_all, names))
+        lyap = pd.DataFrame(
+            [(n, i + 1, e) for n, ex in zip(names, spectra, strict=True) for i, e in enumerate(ex)],
+            columns=lyap.columns,
+        )
+    if cfg.grad_flow:
+        cols, grads = _grad_columns(cfg, sys_all, names)
+        row.update(cols)
+    return row, lyap, grads
+
+
+def _suffixed(names: tuple[str, ...], joint: dict[str, float], per_direction: list[dict[str, float]]) -> dict:
+    """The joint columns, plus each direction's as ``<column>_<direction>`` when there are two."""
+    row = dict(joint)
+    for name, cols in zip(names, per_direction, strict=True) if len(names) > 1 else ():
+        row.update({f"{k}_{name}": v for k, v in cols.items()})
+    return row
+
+
+def _spectrum_columns(cfg: RunConfig, spectra: list[np.ndarray], names: tuple[str, ...]) -> dict:
+    size = jac.state_size(cfg)
+
+    def cols(ex: np.ndarray, n: int) -> dict[str, float]:
+        return {"lyap_max": float(ex[0]), "lyap_sum": float(ex.sum()), "lyap_dim": kaplan_yorke(ex, n)}
+
+    joint = np.sort(np.concatenate(spectra))[::-1][: cfg.lyapunov_k]
+    return _suffixed(names, cols(joint, size * len(spectra)), [cols(ex, size) for ex in spectra])
+
+
+def _sigma_columns(cfg: RunConfig, sys_all: list[jac.System], names: tuple[str, ...]) -> dict:
+    sigmas = [sigma_max(s, cfg.lyapunov_warmup, cfg.seed) for s in sys_all]
+
+    def cols(sig: np.ndarray) -> dict[str, float]:
+        return {"jac_sigma_max_mean": float(sig.mean()), "jac_sigma_max_max": float(sig.max())}
+
+    return _suffixed(names, cols(np.max(sigmas, axis=0)), [cols(s) for s in sigmas])
+
+
+def _grad_columns(cfg: RunConfig, sys_all: list[jac.System], names: tuple[str, ...]) -> tuple[dict, pd.DataFrame]:
+    """The slope columns and the long-form table; timestep is the position in the sequence, as in steps.csv."""
+    ho, frames, tops = out_size(cfg), [], []
+    for d, (s, name) in enumerate(zip(sys_all, names, strict=True)):
+        norms = grad_log_norms(s, unit_vector(cfg)[d * ho : (d + 1) * ho])
+        position = np.arange(s.steps)[::-1] if d else np.arange(s.steps)
+        for layer, row in enumerate(norms):
+            frames.append(pd.DataFrame({"layer": layer, "direction": name, "timestep": position, "grad_log_norm": row}))
+        tops.append(norms[-1][::-1])  # the top layer by distance to the end of its direction
+    joint = np.logaddexp.reduce(2 * np.stack(tops), axis=0) / 2  # ln sqrt(sum of squared norms)
+    cols = _suffixed(
+        names, {"grad_norm_log_slope": log_slope(joint)}, [{"grad_norm_log_slope": log_slope(t)} for t in tops]
+    )
+    table = pd.concat(frames, ignore_index=True).sort_values(["layer", "direction", "timestep"], ignore_index=True)
+    return cols, table
+
+
+def _nan_columns(cfg: RunConfig) -> dict[str, float]:
+    keys = ["lyap_max", "lyap_sum", "lyap_dim", "jac_sigma_max_mean", "jac_sigma_max_max"] if cfg.lyapunov_k else []
+    keys += ["grad_norm_log_slope"] if cfg.grad_flow else []
+    names = DIRECTIONS[: directions(cfg)]
+    return _suffixed(names, dict.fromkeys(keys, float("nan")), [dict.fromkeys(keys, float("nan"))] * len(names))
