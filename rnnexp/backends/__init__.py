@@ -23,7 +23,11 @@ _MODULES = {
     "torch": "rnnexp.backends.torch_nn",
     "torch_cell": "rnnexp.backends.torch_cell",
     "torch_compile": "rnnexp.backends.torch_compile",
+    "onnxruntime": "rnnexp.backends.onnxrt",
+    "jax": "rnnexp.backends.jax_scan",
 }
+# Backends whose framework is an optional extra: name -> (extra, the top-level packages it installs).
+_EXTRAS = {"onnxruntime": ("onnx", ("onnxruntime", "onnx")), "jax": ("jax", ("jax", "jaxlib"))}
 
 
 @dataclass
@@ -59,7 +63,16 @@ def names() -> list[str]:
 
 
 def load(name: str) -> ModuleType:
-    return importlib.import_module(_MODULES[name])
+    """The backend's module; ConfigError naming the pip command when its framework's extra is not installed."""
+    try:
+        return importlib.import_module(_MODULES[name])
+    except ModuleNotFoundError as exc:
+        extra, packages = _EXTRAS.get(name, ("", ()))
+        if (exc.name or "").split(".")[0] not in packages:
+            raise  # the backend module itself, or a dependency no extra provides: a bug, not a setup step
+        from rnnexp.config import ConfigError
+
+        raise ConfigError("backend", name, f"needs the {extra} extra: pip install 'rnnexp[{extra}]'") from None
 
 
 def check_supported(cfg) -> None:

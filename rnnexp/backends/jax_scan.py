@@ -1,0 +1,194 @@
+"""JAX: the recurrence as ``jax.lax.scan`` over one step, input projection hoisted, compiled by XLA.
+
+``forward(cfg, params, x)`` is a pure function of the parameters (PyTorch's names and layout) and
+the input, so ``jax.grad`` can differentiate it as it stands. ``prepare`` compiles it ahead of time
+(``jit(...).lower(...).compile()``: ``compile_s``, never in the timings) for the job's device and
+dtype; float64 runs with x64 enabled for that job alone (``jax.enable_x64``, held around every call).
+
+Threads: XLA's CPU client sizes its compute pools once, when the client is created, from the
+``PJRT_NPROC`` environment variable (else one thread per core); no XLA flag does it in jax 0.10
+(``--xla_cpu_multi_thread_eigen=false`` still leaves two busy threads here). So the first job to
+use JAX in a process sets ``PJRT_NPROC=threads`` before the client exists, and a later job asking
+for another count is refused: the pool cannot change. ``engine_threads`` is the pool's size as
+counted from its threads (``tf_XLAEigen``), not the number asked for.
+
+On a CPU each call waits for its own result: JAX dispatches asynchronously, and the Python thread
+would otherwise prepare the next call while XLA's pool computes this one, a second busy core for
+``threads=1`` (torch and ONNX Runtime compute on the calling thread). On a GPU calls queue, as
+torch's do, and ``sync`` waits for the last one before every clock read (a device runs them in order).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from contextlib import AbstractContextManager
+
+import jax
+import jax.numpy as jnp
+import jaxlib
+import numpy as np
+
+from rnnexp.backends import Outputs, Prepared
+from rnnexp.config import Cell, ConfigError, Device, Dtype, Nonlinearity, RunConfig
+from rnnexp.params import directions, suffix
+
+__all__ = ["check", "forward", "pool_threads", "prepare"]
+
+POOL_THREAD_NAME = "tf_XLAEigen"  # XLA's intra-op pool, one thread each, named by tsl's ThreadPool
+# float32 matmuls at full precision: a GPU would otherwise use TF32 and miss float32 parity.
+PRECISION = jax.lax.Precision.HIGHEST
+
+
+def pool_threads() -> int:
+    """Threads in this process's XLA CPU compute pool (0 before JAX's CPU client exists)."""
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                count += f.read().strip() == POOL_THREAD_NAME
+        except OSError:  # the thread ended while we looked
+            continue
+    return count
+
+
+def check(cfg: RunConfig) -> None:
+    pool = pool_threads()
+    if pool and pool != cfg.threads:
+        allowed = f"this process's XLA CPU pool has {pool} threads, fixed when JAX first ran here (use threads={pool})"
+        raise ConfigError("threads", cfg.threads, allowed)
+
+
+def _pin_threads(n: int) -> int:
+    """Create JAX's CPU client with an ``n``-thread pool, unless it exists; return the pool's size."""
+    if not pool_threads():
+        os.environ["PJRT_NPROC"] = str(n)  # read once, by the client created on the next line
+        jax.devices("cpu")
+    return pool_threads()
+
+
+def _device(cfg: RunConfig) -> jax.Device:
+    gpus = [d for d in jax.devices() if d.platform == "gpu"]
+    if cfg.device is Device.cuda and not gpus:
+        raise ConfigError("device", "cuda", "JAX finds no GPU here (install jax[cuda12]; allowed: cpu, auto)")
+    if cfg.device is Device.cpu or not gpus:
+        return jax.devices("cpu")[0]
+    return gpus[0]
+
+
+def x64(cfg: RunConfig) -> AbstractContextManager:
+    """x64 on for a float64 job, off for a float32 one (whatever JAX_ENABLE_X64 says)."""
+    return jax.enable_x64(cfg.dtype is Dtype.float64)
+
+
+def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:
+    threads = _pin_threads(cfg.threads)
+    device = _device(cfg)
+    with x64(cfg):
+        w, xs = jax.device_put((params, x), device)
+        start = time.perf_counter()
+        compiled = jax.jit(functools.partial(forward, cfg)).lower(w, xs).compile()
+        compile_s = time.perf_counter() - start
+    call, sync = _caller(compiled, w, xs, device.platform == "cpu")
+    # XLA's buffer assignment for one call: what rnnexp.memory reports as the peak (see there).
+    call.memory_analysis = compiled.memory_analysis
+    return Prepared(
+        call=call,
+        fetch=fetch,
+        sync=sync,
+        context=functools.partial(x64, cfg),
+        device="cuda" if device.platform == "gpu" else "cpu",
+        compile_s=compile_s,
+        extra={"engine_threads": threads, "jax_version": jax.__version__, "jaxlib_version": jaxlib.__version__},
+    )
+
+
+def _caller(compiled, w, xs, blocking: bool):
+    """(call, sync): on a CPU each call waits for its result; on a GPU calls queue and sync waits for the last."""
+    if blocking:
+        return lambda: jax.block_until_ready(compiled(w, xs)), lambda: None
+    last: list = []
+
+    def call():
+        last[:] = [compiled(w, xs)]
+        return last[0]
+
+    def sync() -> None:
+        if last:
+            jax.block_until_ready(last[0])
+
+    return call, sync
+
+
+def fetch(result) -> Outputs:
+    output, h_n, c_n = result
+    return Outputs(np.asarray(output), np.asarray(h_n), None if c_n is None else np.asarray(c_n))
+
+
+# The step of each cell, PyTorch's gate order and semantics. ``xw`` is x_t W_ih^T + b_ih, hoisted.
+
+
+def _rnn_step(cfg: RunConfig, w: dict, carry, xw):
+    h, c = carry
+    a = xw + _dot(h, w["weight_hh"]) + w.get("bias_hh", 0)
+    h = jax.nn.relu(a) if cfg.nonlinearity is Nonlinearity.relu else jnp.tanh(a)
+    return (h, c), h
+
+
+def _lstm_step(cfg: RunConfig, w: dict, carry, xw):
+    h, c = carry
+    i, f, g, o = jnp.split(xw + _dot(h, w["weight_hh"]) + w.get("bias_hh", 0), 4, axis=-1)
+    c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    if "weight_hr" in w:
+        h = _dot(h, w["weight_hr"])
+    return (h, c), h
+
+
+def _gru_step(cfg: RunConfig, w: dict, carry, xw):
+    h, c = carry
+    x_r, x_z, x_n = jnp.split(xw, 3, axis=-1)
+    h_r, h_z, h_n = jnp.split(_dot(h, w["weight_hh"]) + w.get("bias_hh", 0), 3, axis=-1)
+    r = jax.nn.sigmoid(x_r + h_r)
+    z = jax.nn.sigmoid(x_z + h_z)
+    n = jnp.tanh(x_n + r * h_n)
+    h = n + z * (h - n)
+    return (h, c), h
+
+
+_STEPS = {Cell.rnn: _rnn_step, Cell.lstm: _lstm_step, Cell.gru: _gru_step}
+_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")  # one layer and direction's, sans suffix
+
+
+def _dot(a: jax.Array, weight: jax.Array) -> jax.Array:
+    """a @ weight^T, weight in PyTorch's (out_features, in_features) layout."""
+    return jnp.matmul(a, weight.T, precision=PRECISION)
+
+
+def _direction(cfg: RunConfig, w: dict, seq: jax.Array, reverse: bool):
+    """One layer and direction over the time-major ``seq``: outputs (T, B, H_out), final h and c."""
+    xw = _dot(seq, w["weight_ih"]) + w.get("bias_ih", 0)  # every timestep in one product
+    batch = seq.shape[1]
+    h0 = jnp.zeros((batch, w["weight_hh"].shape[1]), seq.dtype)
+    c0 = jnp.zeros((batch, cfg.hidden_size), seq.dtype)
+    (h, c), ys = jax.lax.scan(functools.partial(_STEPS[cfg.cell], cfg, w), (h0, c0), xw, reverse=reverse)
+    return ys, h, c
+
+
+def forward(cfg: RunConfig, params: dict[str, jax.Array], x: jax.Array):
+    """(output, h_n, c_n or None) in nn.RNN/LSTM/GRU's layout: a pure function, ready for ``jax.grad``."""
+    seq = jnp.swapaxes(x, 0, 1) if cfg.batch_first else x
+    h_n, c_n = [], []
+    for layer in range(cfg.layers):
+        outs = []
+        for d in range(directions(cfg)):
+            s = suffix(layer, d)
+            w = {name: params[name + s] for name in _NAMES if name + s in params}
+            ys, h, c = _direction(cfg, w, seq, reverse=d == 1)
+            outs.append(ys)
+            h_n.append(h)
+            c_n.append(c)
+        seq = jnp.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
+    output = jnp.swapaxes(seq, 0, 1) if cfg.batch_first else seq
+    return output, jnp.stack(h_n), jnp.stack(c_n) if cfg.cell is Cell.lstm else None
