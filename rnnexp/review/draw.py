@@ -1,0 +1,153 @@
+"""Drawing helpers for the review plots: legend-true styles, small multiples, readable log axes.
+
+Every series gets its own colour, marker and line style, the same in every panel of a figure, and
+one legend lists exactly the series drawn. When there are more series than a reader can tell
+apart (MAX_SERIES), the figure is split into panels (facets) by a configuration key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display, no GUI toolkit, same output on CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator  # noqa: E402
+
+from rnnexp.review.keys import text  # noqa: E402
+
+MAX_SERIES = 8  # per panel: beyond this, colours and markers stop being told apart at a glance
+MAX_PANELS = 16
+DPI = 110
+COLORS = plt.get_cmap("tab10").colors
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINES = ("-", "--", ":", "-.")
+
+
+class Styles:
+    """A distinct (colour, marker, line style) per series label, handed out in order, kept across panels."""
+
+    def __init__(self) -> None:
+        self.by_label: dict[str, dict] = {}
+
+    def __call__(self, label: str) -> dict:
+        if label not in self.by_label:
+            i = len(self.by_label)
+            # colour and marker advance together, so two series never share both; line style every 10
+            self.by_label[label] = {
+                "color": COLORS[i % len(COLORS)],
+                "marker": MARKERS[i % len(MARKERS)],
+                "linestyle": LINES[(i // len(COLORS)) % len(LINES)],
+            }
+        return self.by_label[label]
+
+
+def label_of(row: pd.Series | dict, keys: list[str]) -> str:
+    """'backend=torch, layers=2' (a backend's or cell's name alone: it says what it is)."""
+    parts = [text(row[k]) if k in ("backend", "cell", "source") else f"{k}={text(row[k])}" for k in keys]
+    return ", ".join(parts) if parts else "all rows"
+
+
+def choose_facets(df: pd.DataFrame, series_keys: list[str], preferred: tuple[str, ...] = ("cell",)) -> list[str]:
+    """The fewest series keys to split panels by so that no panel holds more than MAX_SERIES series."""
+
+    def worst(facets: list[str]) -> int:
+        rest = [k for k in series_keys if k not in facets]
+        if not rest:
+            return 1
+        groups = df.groupby(facets, dropna=False) if facets else [(None, df)]
+        return max(len(g[rest].drop_duplicates()) for _, g in groups)
+
+    if worst([]) <= MAX_SERIES:
+        return []
+    ranked = sorted(series_keys, key=lambda k: (k not in preferred, df[k].nunique(dropna=False)))
+    for size in (1, 2):
+        fits = [list(c) for c in itertools.combinations(ranked, size) if worst(list(c)) <= MAX_SERIES]
+        fits = [f for f in fits if len(df[f].drop_duplicates()) <= MAX_PANELS]
+        if fits:
+            return min(fits, key=lambda f: (len(df[f].drop_duplicates()), [ranked.index(k) for k in f]))
+    return ranked[:1]
+
+
+def panels(n: int, width: float = 5.0, height: float = 3.8, across: int = 3):
+    """A figure with ``n`` axes in a grid (at most ``across`` wide), sharing nothing; the axes as a flat list."""
+    cols = min(n, across)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 2.5, height * rows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def nice_ticks(low: float, high: float) -> list[float]:
+    """Tick values on a log axis: 1-2-5 per decade, or finer (1..9) when the data spans under a decade."""
+    if not (low > 0 and high > 0):
+        return []
+    span = math.log10(high / low)
+    steps = (1, 2, 5) if span > 1.2 else (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)
+    if span > 4:
+        steps = (1,)
+    ticks = []
+    for e in range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1):
+        ticks += [s * 10.0**e for s in steps]
+    inside = [t for t in ticks if low * 0.999 <= t <= high * 1.001]
+    return inside if len(inside) >= 2 else [low, high]
+
+
+def plain(value: float, _pos=None) -> str:
+    return f"{value:g}"
+
+
+def log_axis(ax, axis: str, values) -> None:
+    """A log axis labelled in plain numbers across the data's whole range (never one label per decade)."""
+    values = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce").dropna(), dtype=float)
+    values = values[values > 0]
+    if not len(values):
+        return
+    low, high = values.min(), values.max()
+    pad = (high / low) ** 0.05 if high > low else 1.2
+    lo, hi = low / pad, high * pad
+    which = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+    (ax.set_xlim if axis == "x" else ax.set_ylim)(lo, hi)
+    which.set_major_locator(FixedLocator(nice_ticks(lo, hi)))
+    which.set_major_formatter(FuncFormatter(plain))
+    which.set_minor_locator(NullLocator())
+    which.set_minor_formatter(NullFormatter())
+
+
+def size_ticks(ax, values) -> None:
+    """A log x axis labelled with exactly the sizes that were run (8, 64, 256)."""
+    sizes = sorted({float(v) for v in pd.Series(values).dropna()})
+    ax.set_xscale("log")
+    if len(sizes) > 1:
+        ax.set_xlim(sizes[0] / 1.3, sizes[-1] * 1.3)
+    ax.xaxis.set_major_locator(FixedLocator(sizes))
+    ax.xaxis.set_major_formatter(FuncFormatter(plain))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def finish(fig, axes, styles: Styles, out: Path, name: str, title: str, per_panel: bool = False) -> Path:
+    """Legends listing exactly the series drawn (one for the figure, outside, or one per panel); then save."""
+    for ax in axes:
+        ax.grid(True, which="major", alpha=0.3)
+        if per_panel and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    drawn = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            drawn.setdefault(label, handle)
+    if len(drawn) > 1 and not per_panel:
+        fig.legend(list(drawn.values()), list(drawn), loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = out / name
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # grows the canvas to hold the outside legend
+    plt.close(fig)
+    return path

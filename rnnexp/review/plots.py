@@ -1,0 +1,393 @@
+"""PNG plots for ``rnnexp report``, each drawn only when the data can show it.
+
+- time (and GFLOP/s) against the size that varies, or against the modelled work when several
+  sizes vary together (DeepBench's kernels); a categorical chart when only structure varies
+  (layers x bidirectional x dtype);
+- hidden-state saturation against the init and its gain;
+- the state norm over time from steps.csv, each distinct reference trajectory drawn once;
+- dynamics (lyap_max against init_gain with the seeds' spread, grad_log_norm against the distance
+  to the end, saturation beside them) and the training step split by phase, when those columns exist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rnnexp import schema
+from rnnexp.review import draw
+from rnnexp.review.inputs import Results, join_keys
+from rnnexp.review.keys import minimal_keys, order_rows, varying
+
+SIZES = ("hidden_size", "batch_size", "timesteps", "input_size")
+UNITS = {"hidden_size": "units", "input_size": "features", "batch_size": "sequences", "timesteps": "steps"}
+PHASES = {"fwd_time_median_ms": "forward", "bwd_data_time_median_ms": "backward (data)",
+          "bwd_weights_time_median_ms": "backward (weights)"}  # fmt: skip
+
+
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return df[(df["status"] == "ok").fillna(False).astype(bool)]
+
+
+def reference_rows(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
+    """Statistics agree across backends: the reference's rows stand for all when it ran."""
+    if reference is not None and (df["backend"] == reference).any():
+        return df[df["backend"] == reference]
+    return df
+
+
+def _series_keys(df: pd.DataFrame, skip: set[str]) -> list[str]:
+    keys = [k for k in varying(df) if k not in skip]
+    return [*(["backend"] if "backend" in keys else []), *(k for k in keys if k != "backend")]
+
+
+def _facet_groups(df: pd.DataFrame, facets: list[str]):
+    if not facets:
+        return [("", df)]
+    groups = []
+    for keys, g in df.groupby(facets, sort=False, dropna=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        groups.append((draw.label_of(dict(zip(facets, keys, strict=True)), facets), g))
+    return groups
+
+
+def _context(df: pd.DataFrame, shown: set[str]) -> str:
+    """The constant part of the configuration worth naming under a title (sizes and cell)."""
+    fixed = [k for k in ("cell", *SIZES, "layers", "dtype") if k in df and k not in shown and df[k].nunique() == 1]
+    return ", ".join(f"{k}={df[k].iloc[0]}" for k in fixed)
+
+
+def _determined(df: pd.DataFrame, by: list[str], key: str) -> bool:
+    if not by:
+        return df[key].nunique(dropna=False) <= 1
+    return bool((df.groupby(by, dropna=False)[key].nunique(dropna=False) <= 1).all())
+
+
+def drop_determined(df: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Keys less those fixed by the others (nonlinearity=relu by cell=rnn in DeepBench): no label repeats itself."""
+    keep = list(keys)
+    for k in reversed(keys):
+        if len(keep) > 1 and _determined(df, [c for c in keep if c != k], k):
+            keep.remove(k)
+    return keep
+
+
+def _x_of(ok: pd.DataFrame) -> str | None:
+    sizes = [s for s in SIZES if ok[s].nunique() > 1]
+    for s in sizes:  # one size that fixes the rest (input_size = hidden_size in backend_shootout)
+        if all(_determined(ok, [s], other) for other in sizes):
+            return s
+    if sizes and ok["flops"].notna().all():
+        return "flops"  # several sizes vary together (DeepBench's kernels): the work orders them
+    return None
+
+
+def by_size(df: pd.DataFrame, value: str, ylabel: str, title: str, out: Path, name: str) -> Path | None:
+    """``value`` against the size that varies; one style per backend and other varying key; panels when many."""
+    ok = ok_rows(df)
+    if ok.empty or ok[value].isna().all():
+        return None
+    x = _x_of(ok)
+    if x is None:
+        return None
+    skip = {x, *SIZES} if x == "flops" else {x, *(s for s in SIZES if _determined(ok, [x], s))}
+    series = drop_determined(ok, _series_keys(ok, skip))
+    facets = draw.choose_facets(ok, series)
+    series = [k for k in series if k not in facets]
+    groups = _facet_groups(order_rows(ok, first=df), facets)
+    fig, axes = draw.panels(len(groups))
+    styles = draw.Styles()
+    for ax, (facet, g) in zip(axes, groups, strict=True):
+        for _, s in g.groupby(series, sort=False, dropna=False) if series else [((), g)]:
+            line = s.groupby(x)[value].median().dropna().sort_index()
+            if line.empty:
+                continue
+            label = draw.label_of(s.iloc[0], series)
+            yerr = None
+            if value == "time_median_ms":
+                yerr = s.groupby(x)["time_iqr_ms"].median().reindex(line.index).to_numpy(dtype=float) / 2
+            xs = line.index.to_numpy(dtype=float) / (1e9 if x == "flops" else 1)
+            ax.errorbar(xs, line.to_numpy(dtype=float), yerr=yerr, capsize=3, label=label, **styles(label))
+        ax.set_title(facet, fontsize="medium")
+        if x == "flops":
+            draw.log_axis(ax, "x", ok[x].to_numpy(dtype=float) / 1e9)
+            ax.set_xlabel("modelled work per forward (GFLOP)")
+        else:
+            draw.size_ticks(ax, ok[x])
+            ax.set_xlabel(f"{x} ({UNITS.get(x, 'count')})")
+        draw.log_axis(ax, "y", _with_spread(ok, value))
+        ax.set_ylabel(ylabel)
+    context = _context(ok, {x, *series, *facets})
+    return draw.finish(fig, axes, styles, out, name, title + (f"\n{context}" if context else ""))
+
+
+def _with_spread(df: pd.DataFrame, value: str) -> np.ndarray:
+    """The values an axis must hold: medians, and for times the tops of their IQR bars (a bar reaching
+    down past zero would drag a log axis through decades of nothing)."""
+    v = df[value].to_numpy(dtype=float)
+    if value != "time_median_ms":
+        return v
+    return np.concatenate([v, v + df["time_iqr_ms"].fillna(0).to_numpy(dtype=float) / 2])
+
+
+def time_vs_size(df: pd.DataFrame, out: Path) -> Path | None:
+    title = "Time per call against size (median; bars: IQR)"
+    return by_size(df, "time_median_ms", "median time per call (ms)", title, out, "time_vs_size.png")
+
+
+def gflops_vs_size(df: pd.DataFrame, out: Path) -> Path | None:
+    return by_size(df, "gflops", "throughput (GFLOP/s)", "Throughput against size", out, "gflops_vs_size.png")
+
+
+def category(row, keys: list[str]) -> str:
+    """A short tick label, a line per key: '2 layers', 'bidirectional', 'float64'."""
+    words = []
+    for k in keys:
+        v = row[k]
+        if k == "layers":
+            words.append(f"{v} layer{'s' if v != 1 else ''}")
+        elif k == "bidirectional":
+            words.append("bidirectional" if v else "forward only")
+        elif k in ("dtype", "cell", "backend", "init", "device", "mode"):
+            words.append(str(v))
+        else:
+            words.append(f"{k}={draw.text(v)}")
+    return "\n".join(words) or "all"
+
+
+def time_by_structure(df: pd.DataFrame, out: Path) -> Path | None:
+    """A categorical chart when no size varies: time per structure (layers, direction, dtype, ...) per backend."""
+    ok = ok_rows(df)
+    if ok.empty or ok["time_median_ms"].isna().all() or _x_of(ok) is not None:
+        return None
+    keys = varying(ok)
+    if not keys:
+        return None
+    series = ["backend"] if "backend" in keys else keys[:1]
+    facets = ["cell"] if "cell" in keys and "cell" not in series and len(keys) > 2 else []
+    cats = [k for k in keys if k not in series and k not in facets]
+    ordered = order_rows(ok, first=df)
+    groups = _facet_groups(ordered, facets)
+    categories = ordered[cats].drop_duplicates() if cats else pd.DataFrame(index=[0])
+    names = [category(r, cats) for _, r in categories.iterrows()]
+    fig, axes = draw.panels(len(groups), width=max(5.0, 0.75 * len(names) + 1.5), across=1 if len(names) > 6 else 3)
+    styles = draw.Styles()
+    n_series = max(1, len(ok[series].drop_duplicates()))
+    for ax, (facet, g) in zip(axes, groups, strict=True):
+        for j, (_, s) in enumerate(ordered[series].drop_duplicates().iterrows()):
+            mine = g[(g[series] == s[series]).all(axis=1)]
+            if mine.empty:
+                continue
+            label = draw.label_of(s, series)
+            pos = [names.index(category(r, cats)) for _, r in mine.iterrows()]
+            xs = np.asarray(pos, float) + (j - (n_series - 1) / 2) * 0.8 / n_series
+            ys = mine["time_median_ms"].to_numpy(dtype=float)
+            yerr = mine["time_iqr_ms"].to_numpy(dtype=float) / 2
+            ax.errorbar(xs, ys, yerr=yerr, capsize=3, linestyle="none", label=label,
+                        **{k: v for k, v in styles(label).items() if k != "linestyle"})  # fmt: skip
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, fontsize="small")
+        ax.set_xlim(-0.6, len(names) - 0.4)
+        draw.log_axis(ax, "y", _with_spread(ok, "time_median_ms"))
+        ax.set_ylabel("median time per call (ms)")
+        ax.set_title(facet, fontsize="medium")
+    context = _context(ok, {*keys})
+    title = "Time per call by structure (median; bars: IQR)" + (f"\n{context}" if context else "")
+    return draw.finish(fig, axes, styles, out, "time_by_structure.png", title)
+
+
+def saturation_vs_init(df: pd.DataFrame, out: Path, reference: str | None) -> Path | None:
+    """Saturated share of hidden values against init_gain, one style per init (panels by width when many)."""
+    ok = reference_rows(ok_rows(df), reference)
+    ok = ok[ok["h_saturation_frac"].notna()]
+    if ok.empty or not (ok["init"].nunique() > 1 or ok["init_gain"].nunique() > 1):
+        return None
+    series = _series_keys(ok, {"init_gain", "backend", "seed"})
+    series = [k for k in series if k in minimal_keys(ok, series, ["h_saturation_frac"]) or k == "init"]
+    facets = draw.choose_facets(ok, series, preferred=("hidden_size", "cell"))
+    series = [k for k in series if k not in facets]
+    groups = _facet_groups(order_rows(ok, first=df), facets)
+    fig, axes = draw.panels(len(groups))
+    styles = draw.Styles()
+    for ax, (facet, g) in zip(axes, groups, strict=True):
+        for _, s in g.groupby(series, sort=False, dropna=False) if series else [((), g)]:
+            line = s.groupby("init_gain")["h_saturation_frac"].mean().sort_index()
+            label = draw.label_of(s.iloc[0], series)
+            ax.plot(line.index.to_numpy(dtype=float), line.to_numpy(dtype=float), label=label, **styles(label))
+        draw.size_ticks(ax, ok["init_gain"])
+        ax.set(xlabel="init_gain (multiplier of the init's scale)", ylabel="share of |h| > 0.99", ylim=(-0.03, 1.03))
+        ax.set_title(facet, fontsize="medium")
+    context = _context(ok, {*series, *facets, "init_gain"})
+    title = "Hidden-state saturation against initialisation" + (f"\n{context}" if context else "")
+    return draw.finish(fig, axes, styles, out, "saturation_vs_init.png", title)
+
+
+def _signature(s: pd.DataFrame, value: str) -> tuple:
+    """A trajectory to 4 significant digits: float32 and float64 runs of one config agree that far."""
+    s = s.sort_values("timestep")
+    return tuple(s["timestep"].astype(int)) + tuple(np.format_float_scientific(v, 3) for v in s[value].to_numpy(float))
+
+
+def merged_label(group: pd.DataFrame, keys: list[str], panel: pd.DataFrame) -> str:
+    """A label for jobs whose lines coincide: each key's values joined by '/', a key left out when the
+    group holds every value the panel has (the line does not depend on it)."""
+    parts = []
+    for k in keys:
+        mine, every = pd.unique(group[k].dropna()), pd.unique(panel[k].dropna())
+        if len(every) <= 1 or (len(mine) == len(every) and len(every) > 1 and len(group) > 1):
+            continue
+        values = "/".join(draw.text(v) for v in mine)
+        parts.append(values if k in ("cell", "backend", "source") else f"{k}={values}")
+    return ", ".join(parts) or "every configuration"
+
+
+def state_norm(res: Results, out: Path) -> Path | None:
+    """||h_t|| over timesteps: a panel per layer and direction, one line per distinct trajectory.
+
+    steps.csv comes from the float64 reference, so backends of one config (and a layer shared by
+    deeper or bidirectional nets) draw the same line: it is drawn once, its label naming what shares it.
+    """
+    steps, df = res.side(schema.STEPS), ok_rows(res.table)
+    if steps is None or steps.empty or df.empty or not join_keys(df, steps):
+        return None
+    join = join_keys(df, steps)
+    keys = [k for k in varying(df) if k != "backend"]
+    data = steps[steps["h_norm"].notna()].merge(df[[*join, *dict.fromkeys(keys)]].drop_duplicates(join), on=join)
+    parts = [c for c in ("layer", "direction") if data[c].nunique() > 1]
+    facets = parts if parts else draw.choose_facets(data.drop_duplicates(join), keys)
+    keys = [k for k in keys if k not in facets]
+    groups = _facet_groups(order_rows(data, [*facets, *keys], first=df), facets)
+    fig, axes = draw.panels(len(groups), across=2 if parts else 3)
+    styles = draw.Styles()
+    for ax, (facet, g) in zip(axes, groups, strict=True):
+        lines: dict[tuple, list] = {}
+        for _, s in g.groupby(join, sort=False):
+            lines.setdefault(_signature(s, "h_norm"), []).append(s)
+        panel = g.drop_duplicates(join)
+        for sig_runs in lines.values():
+            jobs = pd.concat([r.iloc[:1] for r in sig_runs])
+            label = merged_label(jobs, keys, panel)
+            s = sig_runs[0].sort_values("timestep")
+            ax.plot(s["timestep"].to_numpy(float), s["h_norm"].to_numpy(float), label=label, markersize=3,
+                    **styles(label))  # fmt: skip
+        values = g["h_norm"].to_numpy(float)
+        positive = values[values > 0]
+        if len(positive) and positive.max() / positive.min() > 100:  # exploding or vanishing: only log shows both
+            draw.log_axis(ax, "y", positive)
+        ax.set(xlabel="timestep", ylabel="||h_t|| (mean L2 norm over the batch)")
+        ax.set_title(facet.replace("layer=", "layer ").replace("direction=", ""), fontsize="medium")
+    context = _context(df, {*keys, *facets, *varying(df)})
+    title = "Hidden-state norm over time (float64 reference; each distinct trajectory drawn once)"
+    return draw.finish(fig, axes, styles, out, "state_norm.png", title + (f"\n{context}" if context else ""),
+                       per_panel=True)  # fmt: skip
+
+
+def dynamics(res: Results, out: Path, reference: str | None) -> Path | None:
+    """Edge of chaos: lyap_max against init_gain (median and seeds' range), grad_log_norm over the distance to the end,
+    and saturation against init_gain, one style per cell (and other varying keys), side by side."""
+    df = reference_rows(ok_rows(res.table), reference)
+    has_lyap = df["lyap_max"].notna().any() and df["init_gain"].nunique() > 1
+    steps = res.side(schema.STEPS)
+    has_grad = steps is not None and steps["grad_log_norm"].notna().any()
+    if not (has_lyap or has_grad):
+        return None
+    series = _series_keys(df, {"init_gain", "seed", "backend"})[:2]
+    n = sum([has_lyap, has_grad, df["h_saturation_frac"].notna().any() and df["init_gain"].nunique() > 1])
+    fig, axes = draw.panels(n)
+    styles, i = draw.Styles(), 0
+    if has_lyap:
+        ax = axes[i]
+        i += 1
+        for _, s in df.groupby(series, sort=False, dropna=False) if series else [((), df)]:
+            by = s.groupby("init_gain")["lyap_max"]
+            med, lo, hi = by.median(), by.min(), by.max()
+            label = draw.label_of(s.iloc[0], series)
+            style = styles(label)
+            ax.plot(med.index.to_numpy(dtype=float), med.to_numpy(dtype=float), label=label, **style)
+            ax.fill_between(med.index.to_numpy(dtype=float), lo.to_numpy(dtype=float), hi.to_numpy(dtype=float),
+                            color=style["color"], alpha=0.15, linewidth=0)  # fmt: skip
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        draw.size_ticks(ax, df["init_gain"])
+        ax.set(xlabel="init_gain", ylabel="largest Lyapunov exponent (1/step)",
+               title="lyap_max (median over seeds; band: range)")  # fmt: skip
+    if has_grad:
+        ax = axes[i]
+        i += 1
+        _grad_flow(ax, df, steps, series, styles)
+    if i < n:
+        ax = axes[i]
+        for _, s in df.groupby(series, sort=False, dropna=False) if series else [((), df)]:
+            line = s.groupby("init_gain")["h_saturation_frac"].mean().sort_index()
+            label = draw.label_of(s.iloc[0], series)
+            ax.plot(line.index.to_numpy(dtype=float), line.to_numpy(dtype=float), label=label, **styles(label))
+        draw.size_ticks(ax, df["init_gain"])
+        ax.set(xlabel="init_gain", ylabel="share of |h| > 0.99", ylim=(-0.03, 1.03), title="saturation")
+    return draw.finish(fig, axes, styles, out, "dynamics.png", "Dynamics against the initialisation's gain")
+
+
+GRAD_GAINS = 4  # lines in the gradient-flow panel: a few gains spread over the range swept
+
+
+def _grad_flow(ax, df: pd.DataFrame, steps: pd.DataFrame, series: list[str], styles: draw.Styles) -> None:
+    """Mean log ||dL/dh_t|| (top layer, forward) against the distance to the end, for a few gains."""
+    join = join_keys(df, steps)
+    top = steps[(steps["grad_log_norm"].notna()) & (steps["direction"].fillna("forward") == "forward")]
+    top = top[top["layer"] == top["layer"].max()]
+    data = top.merge(df[[*join, *series, "init_gain", "timesteps"]], on=join)
+    gains = np.sort(data["init_gain"].dropna().unique())
+    pick = gains[np.unique(np.linspace(0, len(gains) - 1, min(GRAD_GAINS, len(gains))).round().astype(int))]
+    data = data[data["init_gain"].isin(pick)]
+    data = data.assign(distance=data["timesteps"].astype(float) - 1 - data["timestep"].astype(float))
+    for _, s in data.groupby([*series, "init_gain"], sort=False, dropna=False):
+        line = s.groupby("distance")["grad_log_norm"].mean().sort_index()
+        label = draw.label_of(s.iloc[0], [*series, "init_gain"])
+        ax.plot(line.index.to_numpy(dtype=float), line.to_numpy(dtype=float), label=label, markersize=3,
+                **styles(label))  # fmt: skip
+    ax.set(xlabel="distance to the end (steps)", ylabel="log ||dL/dh_t|| (mean over seeds)",
+           title="gradient flow, top layer")  # fmt: skip
+
+
+def training_phases(df: pd.DataFrame, out: Path) -> Path | None:
+    """Training: each backend's step split into forward, data backward and weight backward (stacked bars)."""
+    ok = ok_rows(df)
+    cols = [c for c in PHASES if ok[c].notna().any()]
+    if not cols:
+        return None
+    keys = [k for k in varying(ok) if k != "backend"]
+    facets = draw.choose_facets(ok, keys) if keys else []
+    groups = _facet_groups(order_rows(ok, first=df), facets)
+    fig, axes = draw.panels(len(groups))
+    styles = draw.Styles()
+    for ax, (facet, g) in zip(axes, groups, strict=True):
+        rest = [k for k in keys if k not in facets]
+        names = [", ".join(filter(None, [str(r["backend"]), draw.label_of(r, rest) if rest else ""]))
+                 for _, r in g.iterrows()]  # fmt: skip
+        bottom = np.zeros(len(g))
+        for col in cols:
+            values = g[col].fillna(0).to_numpy(dtype=float)
+            style = styles(PHASES[col])
+            ax.bar(range(len(g)), values, bottom=bottom, color=style["color"], label=PHASES[col])
+            bottom += values
+        ax.plot(range(len(g)), g["time_median_ms"].to_numpy(dtype=float), linestyle="none", marker="_",
+                markersize=18, color="black", label="whole step (measured)")  # fmt: skip
+        ax.set_xticks(range(len(g)))
+        ax.set_xticklabels([n.replace(", ", "\n") for n in names], fontsize="small")
+        ax.set(ylabel="median time per step (ms)", title=facet)
+    return draw.finish(fig, axes, styles, out, "training_phases.png", "Training step by phase (median)")
+
+
+def make_all(res: Results, out: Path, reference: str | None = None) -> list[Path]:
+    """Every plot the data supports, written under ``out``; their paths."""
+    df = res.table
+    made = [
+        time_vs_size(df, out),
+        time_by_structure(df, out),
+        gflops_vs_size(df, out),
+        training_phases(df, out),
+        saturation_vs_init(df, out, reference),
+        state_norm(res, out),
+        dynamics(res, out, reference),
+    ]
+    return [p for p in made if p is not None]
