@@ -1,4 +1,4 @@
-"""What the torch backends share: device choice, threads, tensors in and NumPy arrays out."""
+"""What the torch backends share: device choice, threads, tensors in and NumPy arrays out, the training step."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from rnnexp.backends import Outputs
+from rnnexp.backends.training import PreparedTraining
 from rnnexp.config import Cell, ConfigError, Device, RunConfig
-from rnnexp.params import directions, out_size
+from rnnexp.params import directions, out_size, param_shapes
 
 
 def check(cfg: RunConfig) -> None:
@@ -101,3 +102,61 @@ def run_layers(cfg: RunConfig, x: torch.Tensor, stepper):
         seq = torch.cat(outs, dim=-1)
     output = seq.transpose(0, 1) if cfg.batch_first else seq
     return output, torch.stack(h_n), torch.stack(c_n) if cfg.cell is Cell.lstm else None
+
+
+def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.detach().cpu().numpy()
+
+
+def prepare_autograd(
+    cfg: RunConfig,
+    forward,
+    x: torch.Tensor,
+    leaves: dict[str, torch.Tensor],
+    cotangents: tuple[np.ndarray | None, ...],
+    device: torch.device,
+    compile_s: float | None = None,
+) -> PreparedTraining:
+    """The training step around ``forward() -> (output, h_n, c_n or None)`` by ``torch.autograd.grad``.
+
+    ``x`` and ``leaves`` (every parameter, by PyTorch's name) require grad. The backward is the
+    vector-Jacobian product with the cotangents (``grad_outputs``), so no loss is formed; the two
+    phases keep the graph (``retain_graph=True``) so they can run again on one recorded forward.
+    """
+    names = list(param_shapes(cfg))
+    params = [leaves[n] for n in names]
+    grad_outputs = [torch.from_numpy(a).to(device) for a in cotangents if a is not None]
+
+    def grad(recorded, inputs, retain: bool):
+        outputs = [t for t in recorded if t is not None]
+        return torch.autograd.grad(outputs, inputs, grad_outputs=grad_outputs, retain_graph=retain)
+
+    def step():
+        recorded = forward()
+        return recorded, grad(recorded, [x, *params], False)
+
+    def fetch(result) -> tuple[Outputs, dict[str, np.ndarray]]:
+        recorded, grads = result
+        return Outputs(*[_numpy(t) for t in recorded]), dict(
+            zip(["x", *names], [_numpy(g) for g in grads], strict=True)
+        )
+
+    return PreparedTraining(
+        step=step,
+        forward=forward,
+        backward_data=lambda recorded: {"x": grad(recorded, [x], True)[0]},
+        backward_weights=lambda recorded: dict(zip(names, grad(recorded, params, True), strict=True)),
+        fetch=fetch,
+        fetch_grads=lambda grads: {k: _numpy(v) for k, v in grads.items()},
+        sync=synchronizer(device),
+        context=torch.enable_grad,
+        device=device.type,
+        compile_s=compile_s,
+    )
+
+
+def as_triple(result) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """nn.RNN/GRU's (output, h_n) or nn.LSTM's (output, (h_n, c_n)) as (output, h_n, c_n or None)."""
+    output, state = result
+    h_n, c_n = state if isinstance(state, tuple) else (state, None)
+    return output, h_n, c_n

@@ -12,18 +12,31 @@ import torch
 import torch.nn.functional as F
 
 from rnnexp.backends import Prepared
-from rnnexp.backends._torch import STEPS, check, fetch_triple, resolve_device, run_layers, synchronizer, to_tensors
+from rnnexp.backends._torch import (
+    STEPS,
+    check,
+    fetch_triple,
+    prepare_autograd,
+    resolve_device,
+    run_layers,
+    synchronizer,
+    to_tensors,
+)
 from rnnexp.config import Cell, RunConfig
 from rnnexp.params import directions, suffix
 
-__all__ = ["check", "prepare"]
+__all__ = ["check", "prepare", "prepare_training"]
 
 _CLASSES = {Cell.rnn: torch.nn.RNNCell, Cell.lstm: torch.nn.LSTMCell, Cell.gru: torch.nn.GRUCell}
 
 
-def _cells(cfg: RunConfig, params: dict[str, np.ndarray], device: torch.device) -> list[list[tuple]]:
+def _cells(
+    cfg: RunConfig, params: dict[str, np.ndarray], device: torch.device, requires_grad: bool = False
+) -> list[list[tuple]]:
     """cells[layer][direction] = (cell module, projection weight or None)."""
     tensors = to_tensors(params, device)
+    if requires_grad:  # the cells' own weights become Parameters below; the projection stays a plain leaf
+        tensors = {k: v.requires_grad_(True) if k.startswith("weight_hr") else v for k, v in tensors.items()}
     dtype = getattr(torch, cfg.dtype.value)
     grid = []
     for layer in range(cfg.layers):
@@ -38,7 +51,7 @@ def _cells(cfg: RunConfig, params: dict[str, np.ndarray], device: torch.device) 
             names = ["weight_ih", "weight_hh"] + (["bias_ih", "bias_hh"] if cfg.bias else [])
             with torch.no_grad():
                 for n in names:
-                    setattr(cell, n, torch.nn.Parameter(tensors[n + s], requires_grad=False))
+                    setattr(cell, n, torch.nn.Parameter(tensors[n + s], requires_grad=requires_grad))
             row.append((cell.eval(), tensors.get(f"weight_hr{s}")))
         grid.append(row)
     return grid
@@ -77,3 +90,27 @@ def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Pre
         context=torch.inference_mode,
         device=device.type,
     )
+
+
+def _leaves(cfg: RunConfig, grid) -> dict[str, torch.Tensor]:
+    """Every parameter the cells hold, by PyTorch's name (``weight_ih_l0``, ``weight_hr_l1_reverse``, ...)."""
+    leaves = {}
+    for layer, row in enumerate(grid):
+        for d, (cell, w_hr) in enumerate(row):
+            s = suffix(layer, d)
+            leaves.update({f"{name}{s}": p for name, p in cell.named_parameters()})
+            if w_hr is not None:
+                leaves[f"weight_hr{s}"] = w_hr
+    return leaves
+
+
+def prepare_training(
+    cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, d_output: np.ndarray, d_h_n: np.ndarray, d_c_n=None
+):
+    """The cell loop with autograd recording, then ``torch.autograd.grad`` (``_torch.prepare_autograd``)."""
+    device = resolve_device(cfg)
+    grid = _cells(cfg, params, device, requires_grad=True)
+    stepper = _stepper(cfg, grid)
+    xt = torch.from_numpy(x).to(device).requires_grad_(True)
+    forward = lambda: run_layers(cfg, xt, stepper)  # noqa: E731
+    return prepare_autograd(cfg, forward, xt, _leaves(cfg, grid), (d_output, d_h_n, d_c_n), device)

@@ -5,22 +5,37 @@ Why the step and not the whole forward: dynamo refuses ``nn.RNN``/``LSTM``/``GRU
 compiles in time that grows with timesteps x layers. The step is one small graph whose
 compile cost does not depend on the sequence, and it is where fusion pays: the gate
 arithmetic becomes one kernel. The compile runs in ``prepare`` and is reported as ``compile_s``.
+
+In training (``prepare_training``) the same compiled step runs on tensors that require grad, so
+AOTAutograd traces its backward too and inductor compiles both (the backward on its first use);
+one whole step runs in ``prepare_training`` and ``compile_s`` is its time, both graphs included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from rnnexp.backends import Prepared
-from rnnexp.backends._torch import STEPS, check, fetch_triple, resolve_device, run_layers, synchronizer, to_tensors
+from rnnexp.backends._torch import (
+    STEPS,
+    check,
+    fetch_triple,
+    prepare_autograd,
+    resolve_device,
+    run_layers,
+    synchronizer,
+    to_tensors,
+)
 from rnnexp.config import Nonlinearity, RunConfig
 from rnnexp.params import suffix
 
-__all__ = ["check", "prepare"]
+__all__ = ["check", "prepare", "prepare_training"]
 
 
 def _stepper(cfg: RunConfig, w: dict[str, torch.Tensor], step):
@@ -53,3 +68,31 @@ def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Pre
         device=device.type,
         compile_s=time.perf_counter() - start,
     )
+
+
+@contextlib.contextmanager
+def _training_context() -> Iterator[None]:
+    """Autograd on, and no donated buffers: AOTAutograd's default refuses a second backward (retain_graph=True)
+    on one recorded forward, which the timed backward phases need; inductor reads this while compiling."""
+    with torch.enable_grad(), torch._functorch.config.patch(donated_buffer=False):
+        yield
+
+
+def prepare_training(
+    cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, d_output: np.ndarray, d_h_n: np.ndarray, d_c_n=None
+):
+    """The compiled step with its compiled backward, driven by ``torch.autograd.grad`` (``_torch.prepare_autograd``)."""
+    device = resolve_device(cfg)
+    weights = {k: v.requires_grad_(True) for k, v in to_tensors(params, device).items()}
+    xt = torch.from_numpy(x).to(device).requires_grad_(True)
+    stepper = _stepper(cfg, weights, torch.compile(STEPS[cfg.cell], dynamic=False, fullgraph=True))
+    prepared = prepare_autograd(
+        cfg, lambda: run_layers(cfg, xt, stepper), xt, weights, (d_output, d_h_n, d_c_n), device
+    )
+    prepared.context = _training_context
+    start = time.perf_counter()
+    with prepared.context():
+        prepared.step()  # compiles the forward graphs, then (on their first backward) the backward graphs
+    prepared.sync()
+    prepared.compile_s = time.perf_counter() - start
+    return prepared

@@ -6,10 +6,18 @@ import numpy as np
 import torch
 
 from rnnexp.backends import Prepared
-from rnnexp.backends._torch import check, fetch, resolve_device, synchronizer, to_tensors
+from rnnexp.backends._torch import (
+    as_triple,
+    check,
+    fetch,
+    prepare_autograd,
+    resolve_device,
+    synchronizer,
+    to_tensors,
+)
 from rnnexp.config import Cell, RunConfig
 
-__all__ = ["build_module", "check", "prepare"]
+__all__ = ["build_module", "check", "prepare", "prepare_training"]
 
 _CLASSES = {Cell.rnn: torch.nn.RNN, Cell.lstm: torch.nn.LSTM, Cell.gru: torch.nn.GRU}
 
@@ -46,3 +54,14 @@ def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Pre
         context=torch.inference_mode,
         device=device.type,
     )
+
+
+def prepare_training(
+    cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, d_output: np.ndarray, d_h_n: np.ndarray, d_c_n=None
+):
+    """The module's forward with autograd recording, then ``torch.autograd.grad`` (``_torch.prepare_autograd``)."""
+    device = resolve_device(cfg)
+    module = build_module(cfg, params, device)
+    xt = torch.from_numpy(x).to(device).requires_grad_(True)
+    leaves = dict(module.named_parameters())
+    return prepare_autograd(cfg, lambda: as_triple(module(xt)), xt, leaves, (d_output, d_h_n, d_c_n), device)
