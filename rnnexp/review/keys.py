@@ -7,7 +7,7 @@ import pandas as pd
 from rnnexp import schema
 
 SOURCE = "source"
-ALWAYS = ("cell",)  # a table keeps these even when they do not vary, so it always has an index
+ALWAYS = ("cell", SOURCE)  # never dropped from a table: its index, and which input a row came from
 
 
 def key_columns(df: pd.DataFrame) -> list[str]:
@@ -50,11 +50,16 @@ def order_rows(df: pd.DataFrame, keys: list[str] | None = None, first: pd.DataFr
     if not keys or df.empty:
         return df.reset_index(drop=True)
     ref = df if first is None else first
+    if "job_num" in ref and ref["job_num"].notna().all():
+        ref = ref.sort_values("job_num", kind="stable")  # text values in the order the jobs ran
     ranks = {}
     for k in keys:
-        if k in ref.columns and not pd.api.types.is_numeric_dtype(df[k]) and not pd.api.types.is_bool_dtype(df[k]):
-            order = {v: i for i, v in enumerate(pd.unique(pd.concat([ref[k], df[k]]).dropna()))}
-            ranks[k] = df[k].map(order).astype("float64")
+        if k in ref.columns and not pd.api.types.is_numeric_dtype(ref[k]) and not pd.api.types.is_bool_dtype(ref[k]):
+            seen = pd.concat([ref[k], df[k]]).dropna().astype("string")  # text cells order like their values
+            order = {v: i for i, v in enumerate(pd.unique(seen))}
+            ranks[k] = df[k].astype("string").map(order).astype("float64")
+        elif k in ref.columns and df[k].dtype != ref[k].dtype:
+            ranks[k] = pd.to_numeric(df[k], errors="coerce").astype("float64")
         else:
             ranks[k] = _rank(df[k])
     ordered = pd.DataFrame(ranks, index=df.index).sort_values(keys, kind="stable", na_position="last")

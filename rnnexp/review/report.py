@@ -94,7 +94,8 @@ def shape_table(df: pd.DataFrame) -> pd.DataFrame | None:
     if ok.empty or not shapes:
         return None
     keys = [*index_keys(df), *(["backend"] if df["backend"].nunique() > 1 else [])]
-    return tidy(ok[[*keys, *shapes]].map(text), keys, shapes, df)
+    cells = ok[[*keys, *shapes]]
+    return tidy(cells.assign(**{c: cells[c].map(text) for c in shapes}), keys, shapes, df)
 
 
 def parity_table(df: pd.DataFrame) -> pd.DataFrame | None:
