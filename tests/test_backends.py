@@ -93,4 +93,4 @@ def test_registry_is_lazy():
 
 
 def test_registry_names():
-    assert backends.names() == ["numpy", "numpy_naive", "torch", "torch_cell", "torch_compile"]
+    assert backends.names() == ["numpy", "numpy_naive", "torch", "torch_cell", "torch_compile", "onnxruntime", "jax"]

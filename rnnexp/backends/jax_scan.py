@@ -34,7 +34,7 @@ from rnnexp.backends import Outputs, Prepared
 from rnnexp.config import Cell, ConfigError, Device, Dtype, Nonlinearity, RunConfig
 from rnnexp.params import directions, suffix
 
-__all__ = ["check", "forward", "pool_threads", "prepare"]
+__all__ = ["check", "forward", "pin_threads", "pool_threads", "prepare"]
 
 POOL_THREAD_NAME = "tf_XLAEigen"  # XLA's intra-op pool, one thread each, named by tsl's ThreadPool
 # float32 matmuls at full precision: a GPU would otherwise use TF32 and miss float32 parity.
@@ -60,11 +60,18 @@ def check(cfg: RunConfig) -> None:
         raise ConfigError("threads", cfg.threads, allowed)
 
 
-def _pin_threads(n: int) -> int:
+def pin_threads(n: int) -> int:
     """Create JAX's CPU client with an ``n``-thread pool, unless it exists; return the pool's size."""
     if not pool_threads():
+        before = os.environ.get("PJRT_NPROC")
         os.environ["PJRT_NPROC"] = str(n)  # read once, by the client created on the next line
-        jax.devices("cpu")
+        try:
+            jax.devices("cpu")
+        finally:  # the processes this one starts choose their own
+            if before is None:
+                del os.environ["PJRT_NPROC"]
+            else:
+                os.environ["PJRT_NPROC"] = before
     return pool_threads()
 
 
@@ -83,7 +90,7 @@ def x64(cfg: RunConfig) -> AbstractContextManager:
 
 
 def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:
-    threads = _pin_threads(cfg.threads)
+    threads = pin_threads(cfg.threads)
     device = _device(cfg)
     with x64(cfg):
         w, xs = jax.device_put((params, x), device)
