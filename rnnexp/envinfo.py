@@ -1,5 +1,9 @@
 """The machine and software a result came from, for ``env.json`` and a few columns of every row.
 
+Also how busy the machine was: the load average and :class:`CpuMeter`, which tells the CPU time
+other processes took while something ran (all cores' busy time, from /proc/stat via psutil, less
+this process's own), so a row can say whether its timings shared the machine.
+
 Nothing here imports torch: its version comes from package metadata, and its build details
 (MKL, oneDNN, OpenMP) are added only when torch is already imported, so a NumPy-only job does
 not pay for the import.
@@ -21,7 +25,10 @@ import numpy as np
 
 from rnnexp.fileio import write_json_atomic
 
-ROW_FIELDS = ("hostname", "cpu_model", "git_commit", "git_dirty")
+ROW_FIELDS = ("hostname", "cpu_model", "git_commit", "git_dirty", "rnnexp_version")
+# SLURM's ids of the job running this process: an array task is ARRAYJOB_TASK, else the plain job id.
+SLURM_ARRAY_VARS = ("SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID")
+SLURM_JOB_VAR = "SLURM_JOB_ID"
 
 
 def _version(dist: str) -> str:
@@ -29,6 +36,13 @@ def _version(dist: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return ""
+
+
+def _package_version() -> str:
+    """rnnexp's own ``__version__``, for a checkout run without installing it (no package metadata)."""
+    from rnnexp import __version__
+
+    return __version__
 
 
 def cpu_model() -> str:
@@ -59,6 +73,61 @@ def memory() -> dict[str, int]:
 
     vm = psutil.virtual_memory()
     return {"memory_total_bytes": int(vm.total), "memory_available_bytes": int(vm.available)}
+
+
+def load_avg() -> dict[str, float | None]:
+    """The 1-, 5- and 15-minute load averages (runnable processes, this one included); None where unknown."""
+    import psutil
+
+    try:
+        one, five, fifteen = psutil.getloadavg()
+    except (OSError, AttributeError):
+        return dict.fromkeys(("load_avg_1m", "load_avg_5m", "load_avg_15m"))
+    return {"load_avg_1m": one, "load_avg_5m": five, "load_avg_15m": fifteen}
+
+
+def load_avg_1m() -> float | None:
+    return load_avg()["load_avg_1m"]
+
+
+def slurm_job_id(environ: dict[str, str] | None = None) -> str:
+    """``ARRAYJOB_TASK`` for a SLURM array task, else ``SLURM_JOB_ID``; '' outside SLURM."""
+    environ = os.environ if environ is None else environ
+    array_job, task = (environ.get(k, "") for k in SLURM_ARRAY_VARS)
+    if array_job and task:
+        return f"{array_job}_{task}"
+    return environ.get(SLURM_JOB_VAR, "")
+
+
+def _busy_cpu_s() -> float:
+    """CPU seconds all cores have spent busy since boot (guest time is inside user already)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    return sum(getattr(t, k, 0.0) for k in ("user", "nice", "system", "irq", "softirq"))
+
+
+def _own_cpu_s() -> float:
+    """CPU seconds this process (all its threads) has used; finished children are not counted."""
+    import psutil
+
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+class CpuMeter:
+    """CPU time used by other processes between construction and :meth:`other_cpu_s`.
+
+    The machine's busy time (/proc/stat, in clock ticks of 10 ms) less this process's own: 0 on a
+    quiet machine, about N x wall seconds when N other cores were busy. Small negative differences
+    from tick rounding read as 0.
+    """
+
+    def __init__(self) -> None:
+        self.busy0, self.own0 = _busy_cpu_s(), _own_cpu_s()
+
+    def other_cpu_s(self) -> float:
+        return max(0.0, (_busy_cpu_s() - self.busy0) - (_own_cpu_s() - self.own0))
 
 
 def git_state(path: Path | None = None) -> dict[str, Any]:
@@ -121,8 +190,10 @@ def collect(git_path: Path | None = None) -> dict[str, Any]:
         "torch_version": _version("torch"),
         "hydra_version": _version("hydra-core"),
         "omegaconf_version": _version("omegaconf"),
-        "rnnexp_version": _version("rnnexp"),
+        "rnnexp_version": _version("rnnexp") or _package_version(),
         **git_state(git_path),
+        **load_avg(),
+        "slurm_job_id": slurm_job_id(),
         "blas": blas_info(),
         **torch_info(),
     }
@@ -136,5 +207,5 @@ def write_env(path: Path | str, extra: dict[str, Any] | None = None, env: dict[s
 
 
 def row_fields(env: dict[str, Any]) -> dict[str, Any]:
-    """The few environment columns repeated in every row: hostname, cpu_model, git_commit, git_dirty."""
+    """The few environment columns repeated in every row: hostname, cpu_model, git_commit, git_dirty, rnnexp_version."""
     return {k: env.get(k) for k in ROW_FIELDS}

@@ -15,18 +15,27 @@ every clock read, and the clock is a parameter so that tests can drive all of th
 Statistics follow ``torch.utils.benchmark.Measurement``: per-call times are block times / block
 size; median and quartiles interpolate linearly; a measurement is noisy when IQR/median is not
 under the threshold (torch warns from 10%).
+
+Beside the block times a measurement keeps ``timed_s`` (wall seconds of everything above, the cold
+call to the last block) and the process's CPU seconds over the blocks, whose ratio to their wall
+time (``cpu_util``) is about the thread count when the thread pools obey their pinning. Optional
+hooks: ``probe`` runs the last warm-up call (one extra untimed call without warm-ups), so a job
+can watch that call (its peak memory) without paying for another; ``progress`` hears after every
+call or block outside the clock reads, so a long job can say how far it is.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from rnnexp.config import TimingConfig
 
@@ -50,6 +59,9 @@ class Measurement:
     block_times_s: tuple[float, ...]  # wall time of each block
     first_call_s: float  # the cold first call, never among the blocks
     overhead_s: float = 0.0  # one empty block: what the timer adds to each block, not subtracted
+    timed_s: float = 0.0  # wall seconds from the cold call's start to the last block's end
+    blocks_cpu_s: float = 0.0  # this process's CPU seconds (every thread) while the blocks ran
+    blocks_wall_s: float = 0.0  # wall seconds while the blocks ran (their sum plus the timer's reads)
 
     @property
     def times_s(self) -> np.ndarray:
@@ -80,6 +92,11 @@ class Measurement:
     @property
     def n_runs(self) -> int:
         return self.n_blocks * self.block_size
+
+    @property
+    def cpu_util(self) -> float:
+        """CPU seconds per wall second over the blocks: ~threads when pinning holds; NaN if unknown."""
+        return self.blocks_cpu_s / self.blocks_wall_s if self.blocks_wall_s > 0 else float("nan")
 
     def is_noisy(self, noisy_frac: float) -> bool:
         """IQR/median not under ``noisy_frac`` (torch's meets_confidence, negated)."""
@@ -162,24 +179,97 @@ def enough_blocks(blocks: list[float] | tuple[float, ...], s: TimingConfig) -> b
     return bool((q3 - q1) < s.iqr_target_frac * median)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a measurement stands, for a progress report (``measure``'s ``progress`` hook)."""
+
+    stage: str  # "cold", "warmup", "sizing" or "blocks": what has just finished
+    elapsed_s: float  # since the cold call started, on the measurement's clock
+    blocks_done: int = 0
+    blocks_expected: int = 0  # the stopping rule's floor, from the blocks' mean length so far; 0 before sizing
+    block_size: int = 0
+
+
+def expected_blocks(blocks: list[float], s: TimingConfig) -> int:
+    """Blocks the stopping rule needs at least: min_blocks, or more to fill min_run_time_s at their mean length."""
+    if not blocks:
+        return s.min_blocks
+    return max(s.min_blocks, math.ceil(s.min_run_time_s / max(float(np.mean(blocks)), MIN_BLOCK_S)))
+
+
 def measure(
     fn: Callable[[], Any],
     settings: TimingConfig,
     sync: Callable[[], None] = _noop,
     clock: Clock = time.perf_counter,
+    progress: Callable[[Progress], None] | None = None,
+    probe: Callable[[Callable[[], Any]], Any] | None = None,
+    cpu_clock: Clock = time.process_time,
 ) -> tuple[Measurement, Any]:
-    """Time ``fn``; return the measurement and the result of the cold first call."""
+    """Time ``fn``; return the measurement and the result of the cold first call.
+
+    ``probe(fn)`` makes the last warm-up call (an extra one when ``settings.warmup`` is 0); it must
+    call ``fn`` once. ``progress`` is called after each stage and block, never inside a clock read.
+    """
+
+    def now() -> float:  # every clock read follows a sync, so the device's queued work is counted
+        sync()
+        return clock()
+
+    def report(stage: str, done: int = 0, expected: int = 0, size: int = 0) -> None:
+        if progress is not None:
+            progress(Progress(stage, now() - start, done, expected, size))
+
     with gc_disabled():
-        sync()
-        start = clock()
+        start = now()
         result = fn()
-        sync()
-        first_call_s = clock() - start
-        for _ in range(settings.warmup):
-            fn()
+        first_call_s = now() - start
+        report("cold")
+        warmups = max(settings.warmup, 1 if probe else 0)
+        for k in range(warmups):
+            if probe is not None and k == warmups - 1:
+                probe(fn)
+            else:
+                fn()
+            report("warmup")
         overhead_s = estimate_overhead(sync, clock)
         number = estimate_block_size(fn, sync, settings.block_min_s, clock, overhead_s, settings.min_run_time_s)
+        report("sizing", 0, settings.min_blocks, number)
         blocks: list[float] = []
+        cpu0, wall0 = cpu_clock(), now()
         while not enough_blocks(blocks, settings):
             blocks.append(time_block(fn, sync, number, clock))
-    return Measurement(number, tuple(blocks), first_call_s, overhead_s), result
+            report("blocks", len(blocks), expected_blocks(blocks, settings), number)
+        end = now()
+        cpu_s = cpu_clock() - cpu0
+    meas = Measurement(number, tuple(blocks), first_call_s, overhead_s, end - start, cpu_s, end - wall0)
+    return meas, result
+
+
+def _ignore(_: Progress) -> None:
+    return None
+
+
+SAMPLE_COLUMNS = ("phase", "block", "block_size", "block_time_s")
+
+
+def samples_table(measurements: dict[str, Measurement]) -> pd.DataFrame:
+    """Every measurement's raw blocks, long form: one row per (phase, block); per-call time = block_time_s / block_size.
+
+    >>> samples_table({"forward": Measurement(2, (0.5, 0.25), 1.0)}).to_dict("list")["block_time_s"]
+    [0.5, 0.25]
+    """
+    frames = [
+        pd.DataFrame(
+            {
+                "phase": phase,
+                "block": np.arange(m.n_blocks),
+                "block_size": m.block_size,
+                "block_time_s": np.asarray(m.block_times_s, dtype=np.float64),
+            }
+        )
+        for phase, m in measurements.items()
+    ]
+    if not frames:
+        return pd.DataFrame(columns=list(SAMPLE_COLUMNS))
+    return pd.concat(frames, ignore_index=True)[list(SAMPLE_COLUMNS)]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from datetime import datetime
+
+import pytest
 
 from rnnexp import envinfo
 
@@ -24,6 +27,9 @@ def test_collect_has_the_issue_fields():
         "git_commit",
         "git_dirty",
         "start_time_utc",
+        "load_avg_1m",
+        "slurm_job_id",
+        "rnnexp_version",
     ):
         assert key in env, key
     assert env["numpy_version"] and env["hydra_version"] and env["cpu_model"] and env["hostname"]
@@ -73,5 +79,43 @@ def test_write_env_adds_extra_and_leaves_no_temp_file(tmp_path):
 def test_row_fields():
     env = envinfo.collect()
     fields = envinfo.row_fields(env)
-    assert list(fields) == ["hostname", "cpu_model", "git_commit", "git_dirty"]
-    assert fields["hostname"] == env["hostname"]
+    assert list(fields) == ["hostname", "cpu_model", "git_commit", "git_dirty", "rnnexp_version"]
+    assert fields["hostname"] == env["hostname"] and fields["rnnexp_version"]
+
+
+@pytest.mark.parametrize(
+    "environ, want",
+    [
+        ({}, ""),
+        ({"SLURM_JOB_ID": "4242"}, "4242"),
+        ({"SLURM_JOB_ID": "4250", "SLURM_ARRAY_JOB_ID": "4242", "SLURM_ARRAY_TASK_ID": "7"}, "4242_7"),
+        ({"SLURM_JOB_ID": "4250", "SLURM_ARRAY_JOB_ID": "4242"}, "4250"),  # no task id: not an array task
+    ],
+)
+def test_slurm_job_id(environ, want):
+    assert envinfo.slurm_job_id(environ) == want
+
+
+def test_load_average_is_recorded():
+    load = envinfo.load_avg()
+    assert set(load) == {"load_avg_1m", "load_avg_5m", "load_avg_15m"}
+    assert load["load_avg_1m"] is None or load["load_avg_1m"] >= 0
+
+
+def test_cpu_meter_counts_another_process():
+    """A child spinning for 0.6 s of CPU is other processes' time (the child is not this process)."""
+    meter = envinfo.CpuMeter()
+    code = "import time\nend = time.process_time() + 0.6\nwhile time.process_time() < end: pass"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert meter.other_cpu_s() >= 0.5  # /proc/stat counts in 10 ms ticks
+
+
+def test_cpu_meter_subtracts_this_process(monkeypatch):
+    busy, own = [100.0], [10.0]
+    monkeypatch.setattr(envinfo, "_busy_cpu_s", lambda: busy[0])
+    monkeypatch.setattr(envinfo, "_own_cpu_s", lambda: own[0])
+    meter = envinfo.CpuMeter()
+    busy[0], own[0] = 103.0, 12.0  # the machine was busy 3 s, 2 of them this process's
+    assert meter.other_cpu_s() == 1.0
+    own[0] = 13.02  # tick rounding: own time read a little above the machine's
+    assert meter.other_cpu_s() == 0.0

@@ -252,3 +252,73 @@ def test_a_real_clock_gives_sane_figures():
     assert result == 4950
     assert meas.n_blocks >= 5 and meas.block_size >= 1
     assert meas.min_s <= meas.median_s and meas.iqr_s >= 0
+
+
+# --- what a measurement keeps beside its blocks ---------------------------------------------------
+
+
+def test_timed_seconds_span_the_cold_call_to_the_last_block():
+    clock = FakeClock(costs=[0.2, 0.004])
+    meas, _ = m.measure(clock.fn, settings(warmup=3, min_blocks=5, min_run_time_s=0.1), clock.sync, clock)
+    # cold 0.2 s, 3 warm-ups and 7 sizing calls at 4 ms, then 7 blocks of 16 ms (test_measure_call_count_and_blocks)
+    assert meas.timed_s == pytest.approx(0.2 + 0.004 * (3 + 7) + 7 * 0.016)
+    assert meas.blocks_wall_s == pytest.approx(sum(meas.block_times_s))
+
+
+def test_cpu_util_is_cpu_seconds_per_wall_second_over_the_blocks():
+    clock = FakeClock(costs=[0.01])
+    cpu = FakeClock()  # a second fake: CPU time runs at 1.5x the wall clock while a call runs
+    fn = lambda: (clock.fn(), setattr(cpu, "now", cpu.now + 0.015))  # noqa: E731
+    meas, _ = m.measure(fn, settings(warmup=0, min_blocks=4, min_run_time_s=0.04), clock.sync, clock, cpu_clock=cpu)
+    assert meas.cpu_util == pytest.approx(1.5)
+    assert np.isnan(m.Measurement(1, (0.1,), 0.1).cpu_util)  # no record of CPU time: unknown, not 0
+
+
+@pytest.mark.parametrize("warmup, calls", [(3, 3), (0, 1)])
+def test_probe_makes_the_last_warmup_call(warmup, calls):
+    clock = FakeClock(costs=[0.02])
+    probed = []
+
+    def probe(fn):
+        probed.append(clock.calls)  # calls made before the probe's own
+        return fn()
+
+    m.measure(clock.fn, settings(warmup=warmup), clock.sync, clock, probe=probe)
+    # The probe's call is the last warm-up (an extra untimed one without warm-ups): cold call, then the others.
+    assert probed == [calls]
+    assert clock.calls > calls + 1  # and the blocks came after it
+
+
+def test_progress_hears_every_stage_and_block():
+    clock = FakeClock(costs=[0.5, 0.004])
+    seen: list[m.Progress] = []
+    meas, _ = m.measure(clock.fn, settings(warmup=2, min_blocks=5, min_run_time_s=0.1), clock.sync, clock, seen.append)
+    assert [p.stage for p in seen[:4]] == ["cold", "warmup", "warmup", "sizing"]
+    blocks = [p for p in seen if p.stage == "blocks"]
+    assert [p.blocks_done for p in blocks] == list(range(1, meas.n_blocks + 1))
+    assert blocks[-1].blocks_expected == meas.n_blocks == 7  # ceil(0.1 s / 16 ms)
+    assert seen[0].elapsed_s == pytest.approx(0.5)
+    assert all(a.elapsed_s <= b.elapsed_s for a, b in zip(seen, seen[1:], strict=False))
+    assert blocks[-1].elapsed_s == pytest.approx(meas.timed_s)
+
+
+def test_expected_blocks():
+    s = settings(min_blocks=5, min_run_time_s=1.0)
+    assert m.expected_blocks([], s) == 5
+    assert m.expected_blocks([0.5, 0.5], s) == 5  # min_blocks is the floor
+    assert m.expected_blocks([0.05, 0.15], s) == 10  # 1 s at 0.1 s per block
+
+
+def test_samples_table_has_one_row_per_block():
+    fwd = m.Measurement(block_size=10, block_times_s=(0.01, 0.02, 0.03), first_call_s=0.5)
+    bwd = m.Measurement(block_size=2, block_times_s=(0.4, 0.5), first_call_s=0.9)
+    table = m.samples_table({"fwd": fwd, "bwd_data": bwd})
+    assert list(table.columns) == ["phase", "block", "block_size", "block_time_s"]
+    assert len(table) == fwd.n_blocks + bwd.n_blocks
+    assert table.phase.tolist() == ["fwd"] * 3 + ["bwd_data"] * 2
+    assert table.block.tolist() == [0, 1, 2, 0, 1]
+    assert table.block_size.tolist() == [10, 10, 10, 2, 2]
+    assert table.block_time_s.tolist() == [0.01, 0.02, 0.03, 0.4, 0.5]  # raw, not per call
+    per_call = table.block_time_s / table.block_size
+    np.testing.assert_allclose(per_call[:3], fwd.times_s)
+    assert m.samples_table({}).columns.tolist() == ["phase", "block", "block_size", "block_time_s"]

@@ -15,10 +15,20 @@ keeps ``np.tanh``). ``b_hh`` is
 folded into the hoisted projection (except GRU's ``b_hn``, which stays inside the reset
 product). Each step works in preallocated buffers and writes h_t straight into the layer's
 output, in the job's batch layout, so the loop allocates nothing.
+
+An optional observer sees every step from inside the loop (``reference(..., observe=...)``), so
+statistics of the gates need no second pass: ``observe(layer, direction)`` returns a hook (or
+None) called after each step, in processing order, as ``hook(gates, c, h)``: for an LSTM and a
+GRU ``gates`` holds every gate's activation, (B, G*H) in ``PACKED_GATES`` order; for an rnn it
+holds an intermediate (sigmoid(2a) for tanh, a for relu) and ``h`` is the activation; ``c`` is an
+LSTM's cell state after the step (else None); ``h`` the state just written. The buffers are
+reused at the next step: a hook reads them, never keeps or writes them. Without an observer the
+loop pays one ``is None`` test per step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +36,10 @@ import numpy as np
 from rnnexp.backends import Outputs, Prepared
 from rnnexp.config import Cell, ConfigError, Device, Nonlinearity, RunConfig
 from rnnexp.params import directions, out_size, suffix
+
+StepHook = Callable[[np.ndarray, "np.ndarray | None", np.ndarray], None]  # (gates, c, h) after each step
+Observer = Callable[[int, int], "StepHook | None"]  # (layer, direction) -> that part's hook, or None
+PACKED_GATES = {Cell.rnn: ("h",), Cell.lstm: ("i", "f", "o", "g"), Cell.gru: ("r", "z", "n")}  # the loop's order
 
 
 def check(cfg: RunConfig) -> None:
@@ -59,17 +73,25 @@ def prepare_training(*args, **kwargs):
     return numpy_grad.prepare_training(*args, **kwargs)
 
 
-def reference(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Outputs:
-    """The float64 forward on exactly the numbers a backend was given (its dtype, upcast), every layer kept."""
+def reference(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, observe: Observer | None = None) -> Outputs:
+    """The float64 forward on exactly the numbers a backend was given (its dtype, upcast), every layer kept.
+
+    ``observe`` (module docstring) watches every step of every layer and direction.
+    """
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
-    return forward(cfg, p64, x.astype(np.float64), keep_layers=True)
+    return forward(cfg, p64, x.astype(np.float64), keep_layers=True, observe=observe)
 
 
 def forward(
-    cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, hoist: bool = True, keep_layers: bool = False
+    cfg: RunConfig,
+    params: dict[str, np.ndarray],
+    x: np.ndarray,
+    hoist: bool = True,
+    keep_layers: bool = False,
+    observe: Observer | None = None,
 ) -> Outputs:
     """Run every layer and direction; layer l>0 reads the concatenated outputs of layer l-1."""
-    return run(cfg, pack(cfg, params), x, hoist, keep_layers)
+    return run(cfg, pack(cfg, params), x, hoist, keep_layers, observe)
 
 
 @dataclass(frozen=True)
@@ -130,16 +152,23 @@ def pack(cfg: RunConfig, params: dict[str, np.ndarray]) -> list[list[Weights]]:
 
 
 def run(
-    cfg: RunConfig, packed: list[list[Weights]], x: np.ndarray, hoist: bool = True, keep_layers: bool = False
+    cfg: RunConfig,
+    packed: list[list[Weights]],
+    x: np.ndarray,
+    hoist: bool = True,
+    keep_layers: bool = False,
+    observe: Observer | None = None,
 ) -> Outputs:
     """The forward on packed weights. Layer outputs are kept in the job's layout; ``layers`` holds time-major views."""
     with np.errstate(over="ignore"):
         inp, ho, n_dir = x, out_size(cfg), directions(cfg)
         h_n, c_n, layers = [], [], []
-        for row in packed:
+        for k, row in enumerate(packed):
             out = np.empty(inp.shape[:2] + (n_dir * ho,), x.dtype)
             for d, w in enumerate(row):
-                h, c = _run_direction(cfg, w, inp, _time_major(cfg, out)[:, :, d * ho : (d + 1) * ho], d == 1, hoist)
+                dest = _time_major(cfg, out)[:, :, d * ho : (d + 1) * ho]
+                hook = observe(k, d) if observe is not None else None
+                h, c = _run_direction(cfg, w, inp, dest, d == 1, hoist, hook)
                 h_n.append(h)
                 c_n.append(c)
             layers.append(_time_major(cfg, out))
@@ -160,7 +189,15 @@ def _project(cfg: RunConfig, w: Weights, inp: np.ndarray) -> np.ndarray:
     return _time_major(cfg, xw.reshape(inp.shape[:2] + (-1,)))
 
 
-def _run_direction(cfg: RunConfig, w: Weights, inp: np.ndarray, dest: np.ndarray, reverse: bool, hoist: bool):
+def _run_direction(
+    cfg: RunConfig,
+    w: Weights,
+    inp: np.ndarray,
+    dest: np.ndarray,
+    reverse: bool,
+    hoist: bool,
+    hook: StepHook | None = None,
+):
     """Step through time (backwards for the reverse direction), writing h_t to dest[t]; return (h_T, c_T)."""
     seq = _time_major(cfg, inp)
     steps, batch = seq.shape[:2]
@@ -181,6 +218,8 @@ def _run_direction(cfg: RunConfig, w: Weights, inp: np.ndarray, dest: np.ndarray
                 xt += w.bias_x
         step(cfg, w, xt, h, c, gates, tmp, dest[t])
         h = dest[t]
+        if hook is not None:
+            hook(gates, c, h)
     return h, c
 
 
