@@ -18,6 +18,7 @@ import dataclasses
 import io
 import logging
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -421,8 +422,11 @@ def read_table(path: Path | str, table: str = RESULTS) -> pd.DataFrame:
     header = next(csv.reader(io.StringIO(text)))
     declared = {c: str for c in header if column(c, table) is not None}
     try:
-        df = pd.read_csv(io.StringIO(text), dtype=declared, keep_default_na=False, na_values=[""])
-    except (pd.errors.ParserError, csv.Error) as exc:
+        with warnings.catch_warnings():
+            # a row longer than the header: pandas would make an index of it, or drop data with a warning
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(io.StringIO(text), dtype=declared, keep_default_na=False, na_values=[""], index_col=False)
+    except (pd.errors.ParserError, pd.errors.ParserWarning, csv.Error) as exc:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise TruncatedError(f"{path}: truncated or malformed CSV ({reason})") from None
     fields = _last_record_cut(path, text, header)
