@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -140,6 +141,15 @@ def test_states_from_squeue_and_sacct_lines():
         "12_0": "COMPLETED", "12_1": "CANCELLED", "12_2": "PENDING", "12_3": "PENDING", "12_4": "PENDING",
         "13": "OUT_OF_MEMORY",
     }  # fmt: skip
+
+
+def test_the_telling_line_of_a_lost_jobs_stderr():
+    oom = "slurmstepd-vm: error: Exceeded job memory limit\nsrun: error: vm: task 0: Killed\n"
+    crash = "Traceback (most recent call last):\nImportError: no torch\nsrun: error: vm: task 0: Exited with code 1"
+    assert slurm._telling_line(oom) == "slurmstepd-vm: error: Exceeded job memory limit"
+    assert slurm._telling_line(crash) == "ImportError: no torch"
+    assert slurm._telling_line("srun: error: vm: task 0: Killed\n\n") == "srun: error: vm: task 0: Killed"
+    assert slurm._telling_line("") == ""
 
 
 def test_launcher_options_are_split_from_submitits(tmp_path):
@@ -346,3 +356,52 @@ def test_without_accounting_a_cancelled_job_does_not_hang(cluster, tmp_path):
     lost = table[table.job_num == num].iloc[0]
     assert lost.status == "error" and "CANCELLED" in lost.error
     assert (table[table.job_num != num].status == "ok").all()
+
+
+@pytest.mark.slow
+def test_a_job_killed_for_memory_is_an_error_row(cluster, tmp_path):
+    # 200 MB cannot hold Python and torch. With cgroups SLURM says OUT_OF_MEMORY; this CI cluster has none, so
+    # jobacct_gather kills the job (state FAILED) and its stderr says it exceeded its memory limit.
+    name = f"rnnexp-oom-{uuid.uuid4().hex[:6]}"
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "-m", "rnnexp", "-m", "seed=0", "timing=quick", *_launcher(name),
+                           "+hydra.launcher.additional_parameters.mem=200M", f"hydra.sweep.dir={sweep_dir}"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    row = pd.read_csv(sweep_dir / "results.csv").iloc[0]
+    assert row.status == "error"
+    assert "OUT_OF_MEMORY" in row.error or ("FAILED" in row.error and "memory limit" in row.error), row.error
+    assert "srun" not in row.error  # slurmstepd's reason, not srun's "task 0: Killed"
+
+
+@pytest.mark.slow
+def test_an_array_sbatch_refuses_is_error_rows(cluster, tmp_path):
+    name = f"rnnexp-refused-{uuid.uuid4().hex[:6]}"
+    sweep_dir = tmp_path / "sweep"
+    proc = subprocess.run([sys.executable, "-m", "rnnexp", "-m", "seed=0,1", "timing=quick", *_launcher(name),
+                           "hydra.launcher.mem_gb=100000", f"hydra.sweep.dir={sweep_dir}"],
+                          cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    table = pd.read_csv(sweep_dir / "results.csv")
+    assert list(table.job_num) == [0, 1] and (table.status == "error").all()
+    assert table.error.str.contains("NOT_SUBMITTED").all() and table.error.str.contains("sbatch").all()
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_an_interrupted_driver_cancels_its_jobs(cluster, tmp_path, sig):
+    name = f"rnnexp-interrupt-{uuid.uuid4().hex[:6]}"
+    proc = _sweep(["-m", "seed=0,1,2", "timing=quick", *SLOW_JOBS, *_launcher(name),
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path, _env())  # fmt: skip
+    deadline = time.time() + 300
+    while not _tasks(name, "R") and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert _tasks(name, "PD,R"), "the sweep's jobs should be queued or running before the signal"
+    proc.send_signal(sig)
+    code, output = _finish(proc, tmp_path, timeout=120)
+    assert code in (128 + sig, -sig), output  # the CLI's exit status for the signal, or Python's own
+    deadline = time.time() + 60  # scancel'ed jobs leave the queue after KillWait
+    while _tasks(name, "PD,R,CG") and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _tasks(name, "PD,R,CG"), "the driver should have cancelled its jobs"

@@ -194,6 +194,30 @@ def _outcome(job: Any) -> str:
     return result[0] if result else ""
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _last_line(text: str, limit: int = 200) -> str:
+    """The last non-blank line of a log or traceback, cut to ``limit`` characters."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:limit] if lines else ""
+
+
+def _telling_line(stderr: str, limit: int = 200) -> str:
+    """The line of a lost job's stderr that says why: slurmstepd's last word ("Exceeded job memory limit",
+    "CANCELLED AT ... DUE TO TIME LIMIT"), else the job's own last line (not srun's "task 0: Killed")."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for prefer in (lambda ln: ln.startswith("slurmstepd"), lambda ln: not ln.startswith("srun:"), bool):
+        chosen = [ln for ln in lines if prefer(ln)]
+        if chosen:
+            return chosen[-1][:limit]
+    return ""
+
+
 def _locate(dotted: str) -> Callable[..., Any]:
     from hydra.utils import get_method
 
@@ -256,10 +280,12 @@ if SlurmLauncher is not None:
             undo = _sigterm_guard()
             try:
                 verdict = wait(tracked, query_states, self.bound)
-            except BaseException:  # Ctrl-C, SIGTERM, or the CLI stopping the sweep: leave nothing queued
+            except BaseException as exc:  # Ctrl-C, SIGTERM, or the CLI stopping the sweep: leave nothing queued
                 unfinished = [t.slurm_id for t in tracked if not t.has_result()]
                 log.warning("interrupted: cancelling SLURM job(s) %s", " ".join(unfinished))
                 cancel(unfinished)
+                if isinstance(exc, _Terminated):
+                    raise SystemExit(128 + signal.SIGTERM) from None
                 raise
             finally:
                 undo()
@@ -271,7 +297,9 @@ if SlurmLauncher is not None:
                     continue
                 state, detail = verdict.lost[num]
                 if _outcome(job) == "error":  # submitit's wrapper raised in the job (not the task: it keeps rows)
-                    detail += f"; {_result(job)[1].strip().splitlines()[-1]}"
+                    detail += f"; {_last_line(_result(job)[1])}"
+                elif _telling_line(_read(job.paths.stderr)):
+                    detail += f"; stderr: {_telling_line(_read(job.paths.stderr))}"
                 self._lost(sweep_dir, num, state, f"slurm job {job.job_id}: {detail}")
             return returns
 
