@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only: no display, no GUI toolkit, same output on 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
 from rnnexp.review.keys import text  # noqa: E402
 
@@ -90,6 +90,9 @@ def nice_ticks(low: float, high: float) -> list[float]:
     if not (low > 0 and high > 0):
         return []
     span = math.log10(high / low)
+    if span < 0.5:  # under half a decade a log axis looks linear: plain evenly spaced ticks read best
+        ticks = MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
+        return [float(t) for t in ticks if low * 0.999 <= t <= high * 1.001]
     steps = (1, 2, 5) if span > 1.2 else (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)
     if span > 4:
         steps = (1,)

@@ -290,7 +290,7 @@ def dynamics(res: Results, out: Path, reference: str | None) -> Path | None:
     df = reference_rows(ok_rows(res.table), reference)
     has_lyap = df["lyap_max"].notna().any() and df["init_gain"].nunique() > 1
     steps = res.side(schema.STEPS)
-    has_grad = steps is not None and steps["grad_log_norm"].notna().any()
+    has_grad = steps is not None and "grad_log_norm" in steps and steps["grad_log_norm"].notna().any()
     if not (has_lyap or has_grad):
         return None
     series = _series_keys(df, {"init_gain", "seed", "backend"})[:2]
