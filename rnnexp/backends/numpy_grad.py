@@ -7,10 +7,9 @@ is the vector-Jacobian product of the forward with those cotangents. It is laid 
    and contiguous inside, keeping a tape per layer and direction: the layer's input and output
    sequences, and per cell what the derivatives need (LSTM: gates i, f, o, g, c_t and tanh(c_t),
    and o * tanh(c_t) before a projection; GRU: gates r, z, n and ``W_hn h_{t-1} + b_hn``).
-2. ``backward``: per layer (top first) and direction, the local derivatives of every step are
-   formed at once, vectorised over all timesteps (they depend on the tape only); then the only
-   per-step loop, the recurrent adjoint, carries dL/dh (and dL/dc) back through time and writes
-   dL/d(gate pre-activations) ``dA`` for every step. Everything else is one big matrix product
+2. ``backward``: per layer (top first) and direction, the only per-step loop, the recurrent
+   adjoint, carries dL/dh (and dL/dc) back through time; each step forms its local derivatives
+   from its tape row and writes dL/d(gate pre-activations) ``dA``. Everything else is one big matrix product
    over all T*B rows: dL/d(layer input) = dA W_ih, dW_ih = dA^T input, dW_hh = dA^T h_{t-1},
    dW_hr = (dL/dh)^T (o * tanh c), dbias = column sums of dA. The input gradient and the
    parameter gradients are separate products, so ``want_x`` / ``want_params`` skip the other's
@@ -218,114 +217,91 @@ _RECORDERS = {Cell.rnn: _record_rnn, Cell.lstm: _record_lstm, Cell.gru: _record_
 
 
 # ----------------------------------------------------------------------------------------------
-# Local derivatives, vectorised over a range of timesteps [lo, hi)
+# One step of the recurrent adjoint: the loop body, and ``step_vjp`` for other callers.
+# Each step forms its own local derivatives from the tape's row at t (one read of it, then work in
+# cache-sized (B, G*H) buffers), rather than in whole-sequence passes over memory.
 
 
-def _before(tape: Tape, a: np.ndarray, lo: int, hi: int) -> np.ndarray:
-    """``a``'s value one step earlier in processing order, for steps lo..hi-1 (zeros before the first step)."""
-    steps = a.shape[0]
-    if not tape.direction:
-        return a[lo - 1 : hi - 1] if lo > 0 else np.concatenate([np.zeros_like(a[:1]), a[: hi - 1]])
-    return a[lo + 1 : hi + 1] if hi < steps else np.concatenate([a[lo + 1 :], np.zeros_like(a[:1])])
-
-
-def _rnn_factors(cfg: RunConfig, tape: Tape, lo: int, hi: int) -> tuple[np.ndarray, ...]:
-    """(dh/da,): 1 - h^2 for tanh, [h > 0] for relu (torch's threshold_backward: 0 at a = 0)."""
-    h = tape.h[lo:hi]
-    if cfg.nonlinearity is Nonlinearity.relu:
-        return ((h > 0).astype(h.dtype),)
-    k = np.multiply(h, h)
-    return (np.subtract(1, k, out=k),)
-
-
-def _lstm_factors(cfg: RunConfig, tape: Tape, lo: int, hi: int) -> tuple[np.ndarray, ...]:
-    """(K, K_c, f): dL/dA = K * [dc, dc, dm, dc] by gate, dc = dm * K_c + dc_next, dc_prev = dc * f.
-
-    K = [g * i(1-i), c_{t-1} * f(1-f), tanh(c) * o(1-o), i * (1-g^2)], K_c = o * (1 - tanh(c)^2).
-    """
-    hs = cfg.hidden_size
-    gates, tanh_c = tape.gates[lo:hi], tape.tanh_c[lo:hi]
-    i, f, o, g = (gates[..., k * hs : (k + 1) * hs] for k in range(4))
-    sig = gates[..., : 3 * hs]
-    slope = np.subtract(1, sig)
-    slope *= sig  # sigmoid' = s(1-s) of i, f, o at once
-    k = np.empty_like(gates)
-    np.multiply(g, slope[..., :hs], out=k[..., :hs])
-    np.multiply(_before(tape, tape.c, lo, hi), slope[..., hs : 2 * hs], out=k[..., hs : 2 * hs])
-    np.multiply(tanh_c, slope[..., 2 * hs :], out=k[..., 2 * hs : 3 * hs])
-    kg = k[..., 3 * hs :]
-    np.multiply(g, g, out=kg)
-    np.subtract(1, kg, out=kg)
-    kg *= i
-    k_c = np.multiply(tanh_c, tanh_c)
-    np.subtract(1, k_c, out=k_c)
-    k_c *= o
-    return k, k_c, f
-
-
-def _gru_factors(cfg: RunConfig, tape: Tape, lo: int, hi: int) -> tuple[np.ndarray, ...]:
-    """(K_n, K_z, K_r, r, z): dA_n = dh * K_n, dA_z = dh * K_z, dA_r = dA_n * K_r, d(W_hn h) = dA_n * r.
-
-    From h' = (1-z) n + z h: K_n = (1-z)(1-n^2), K_z = (h - n) z(1-z), K_r = (W_hn h + b_hn) r(1-r).
-    """
-    hs = cfg.hidden_size
-    gates = tape.gates[lo:hi]
-    r, z, n = (gates[..., k * hs : (k + 1) * hs] for k in range(3))
-    k_n = np.multiply(n, n)
-    np.subtract(1, k_n, out=k_n)
-    k_n *= np.subtract(1, z)
-    k_z = np.subtract(_before(tape, tape.h, lo, hi), n)
-    k_z *= z
-    k_z *= np.subtract(1, z)
-    k_r = np.subtract(1, r)
-    k_r *= r
-    k_r *= tape.hn[lo:hi]
-    return k_n, k_z, k_r, r, z
-
-
-_FACTORS = {Cell.rnn: _rnn_factors, Cell.lstm: _lstm_factors, Cell.gru: _gru_factors}
-
-
-# ----------------------------------------------------------------------------------------------
-# One step of the recurrent adjoint: the loop body, and ``step_vjp`` for other callers
+def _previous(tape: Tape, t: int) -> int | None:
+    """The step processed just before t (t-1 forward, t+1 reverse), or None at the sequence's start."""
+    k = t + 1 if tape.direction else t - 1
+    return k if 0 <= k < tape.inp.shape[0] else None
 
 
 def _scratch(cfg: RunConfig, batch: int, dtype) -> dict[str, np.ndarray]:
     hs = cfg.hidden_size
-    return {"m": np.empty((batch, hs), dtype), "c": np.empty((batch, hs), dtype)}
+    return {name: np.empty((batch, hs), dtype) for name in ("m", "c", "u")} | {"s": np.empty((batch, 3 * hs), dtype)}
 
 
-def _rnn_adjoint_step(w, fac, k, dh, dc, da_x, da_h, dh_prev, dc_prev, scratch) -> None:
-    np.multiply(dh, fac[0][k], out=da_x)
+def _rnn_adjoint_step(cfg, w, tape, t, dh, dc, da_x, da_h, dh_prev, dc_prev, sc) -> None:
+    h = tape.h[t]
+    if cfg.nonlinearity is Nonlinearity.relu:
+        np.multiply(dh, h > 0, out=da_x)  # relu' = [a > 0] = [h > 0] (torch's threshold_backward: 0 at a = 0)
+    else:
+        np.multiply(h, h, out=da_x)  # tanh' = 1 - h^2
+        np.subtract(1, da_x, out=da_x)
+        da_x *= dh
     if dh_prev is not None:
         np.matmul(da_x, w.w_hh, out=dh_prev)
 
 
-def _lstm_adjoint_step(w, fac, k, dh, dc, da_x, da_h, dh_prev, dc_prev, scratch) -> None:
-    kk, k_c, f = fac[0][k], fac[1][k], fac[2][k]
-    hs = k_c.shape[-1]
-    dm = dh if w.w_hr is None else np.matmul(dh, w.w_hr, out=scratch["m"])  # dL/d(o * tanh c)
-    dct = np.multiply(dm, k_c, out=scratch["c"])  # dL/dc_t: through h_t, plus what later steps carry
+def _lstm_adjoint_step(cfg, w, tape, t, dh, dc, da_x, da_h, dh_prev, dc_prev, sc) -> None:
+    hs = cfg.hidden_size
+    gates, tanh_c = tape.gates[t], tape.tanh_c[t]
+    i, f, o, g = (gates[:, k * hs : (k + 1) * hs] for k in range(4))
+    da_i, da_f, da_o, da_g = (da_x[:, k * hs : (k + 1) * hs] for k in range(4))
+    dm = dh if w.w_hr is None else np.matmul(dh, w.w_hr, out=sc["m"])  # dL/d(o * tanh c)
+    dct = np.multiply(tanh_c, tanh_c, out=sc["c"])  # dL/dc_t = dm * o * (1 - tanh(c)^2) + what step t+1 carries
+    np.subtract(1, dct, out=dct)
+    dct *= o
+    dct *= dm
     dct += dc
-    batch = da_x.shape[0]
-    np.multiply(kk.reshape(batch, 4, hs), dct[:, None, :], out=da_x.reshape(batch, 4, hs))
-    np.multiply(dm, kk[:, 2 * hs : 3 * hs], out=da_x[:, 2 * hs : 3 * hs])  # the o gate reads dm, not dc
+    slope = np.subtract(1, gates[:, : 3 * hs], out=sc["s"])  # sigmoid' = s(1-s) of i, f, o at once
+    slope *= gates[:, : 3 * hs]
+    np.multiply(dct, g, out=da_i)
+    da_i *= slope[:, :hs]
+    k = _previous(tape, t)
+    if k is None:
+        da_f[...] = 0  # c_{t-1} = 0
+    else:
+        np.multiply(dct, tape.c[k], out=da_f)
+        da_f *= slope[:, hs : 2 * hs]
+    np.multiply(dm, tanh_c, out=da_o)
+    da_o *= slope[:, 2 * hs :]
+    np.multiply(g, g, out=da_g)  # tanh' = 1 - g^2
+    np.subtract(1, da_g, out=da_g)
+    da_g *= i
+    da_g *= dct
     np.multiply(dct, f, out=dc_prev)
     if dh_prev is not None:
         np.matmul(da_x, w.w_hh, out=dh_prev)
 
 
-def _gru_adjoint_step(w, fac, k, dh, dc, da_x, da_h, dh_prev, dc_prev, scratch) -> None:
-    k_n, k_z, k_r, r, z = (a[k] for a in fac)
-    hs = k_n.shape[-1]
+def _gru_adjoint_step(cfg, w, tape, t, dh, dc, da_x, da_h, dh_prev, dc_prev, sc) -> None:
+    # h' = (1 - z) n + z h, n = tanh(a_n), a_n = x_n + r * (W_hn h + b_hn).
+    hs = cfg.hidden_size
+    gates = tape.gates[t]
+    r, z, n = (gates[:, k * hs : (k + 1) * hs] for k in range(3))
+    da_r, da_z, d_hn = (da_h[:, k * hs : (k + 1) * hs] for k in range(3))
     da_n = da_x[:, 2 * hs :]
-    np.multiply(dh, k_n, out=da_n)
-    np.multiply(dh, k_z, out=da_h[:, hs : 2 * hs])
-    np.multiply(da_n, k_r, out=da_h[:, :hs])
-    np.multiply(da_n, r, out=da_h[:, 2 * hs :])  # the n gate's recurrent part sits inside r * (W_hn h + b_hn)
+    one_minus_z = np.subtract(1, z, out=sc["u"])
+    np.multiply(n, n, out=da_n)  # dA_n = dh * (1 - z) * (1 - n^2)
+    np.subtract(1, da_n, out=da_n)
+    da_n *= one_minus_z
+    da_n *= dh
+    np.multiply(z, one_minus_z, out=da_z)  # dA_z = dh * (h - n) * z(1 - z)
+    k = _previous(tape, t)
+    gap = np.negative(n, out=sc["c"]) if k is None else np.subtract(tape.h[k], n, out=sc["c"])
+    da_z *= gap
+    da_z *= dh
+    np.subtract(1, r, out=da_r)  # dA_r = dA_n * (W_hn h + b_hn) * r(1 - r)
+    da_r *= r
+    da_r *= tape.hn[t]
+    da_r *= da_n
+    np.multiply(da_n, r, out=d_hn)  # the recurrent n rows see dA_n through r
     da_x[:, : 2 * hs] = da_h[:, : 2 * hs]
     if dh_prev is not None:
-        through_w = np.matmul(da_h, w.w_hh, out=scratch["m"])
+        through_w = np.matmul(da_h, w.w_hh, out=sc["m"])
         np.multiply(dh, z, out=dh_prev)
         dh_prev += through_w
 
@@ -345,7 +321,6 @@ def step_vjp(
     """
     hs, ho, batch = cfg.hidden_size, out_size(cfg), dh.shape[0]
     dt = tape.out.dtype
-    fac = _FACTORS[cfg.cell](cfg, tape, t, t + 1)
     da_x = np.empty((batch, GATES[cfg.cell] * hs), dt)
     da_h = np.empty_like(da_x) if cfg.cell is Cell.gru else da_x
     dh_prev = np.empty((batch, ho), dt)
@@ -353,7 +328,8 @@ def step_vjp(
     dc_prev = np.empty((batch, hs), dt) if lstm else None
     if lstm and dc is None:
         dc = np.zeros((batch, hs), dt)
-    _ADJOINT_STEPS[cfg.cell](w, fac, 0, dh, dc, da_x, da_h, dh_prev, dc_prev, _scratch(cfg, batch, dt))
+    step = _ADJOINT_STEPS[cfg.cell]
+    step(cfg, w, tape, t, np.asarray(dh, dt), dc, da_x, da_h, dh_prev, dc_prev, _scratch(cfg, batch, dt))
     return dh_prev, dc_prev, da_x @ w.w_ih
 
 
@@ -376,7 +352,6 @@ def adjoint(
     """The recurrent adjoint: dy (T, B, H_out) is dL/d(this direction's output); dh_last, dc_last of the final state."""
     steps, batch = dy.shape[:2]
     dt, hs, ho = tape.out.dtype, cfg.hidden_size, out_size(cfg)
-    fac = _FACTORS[cfg.cell](cfg, tape, 0, steps)
     da_x = np.empty((steps, batch, GATES[cfg.cell] * hs), dt)
     da_h = np.empty_like(da_x) if cfg.cell is Cell.gru else da_x
     dh_all = np.empty((steps, batch, ho), dt) if w.w_hr is not None else None
@@ -390,7 +365,7 @@ def adjoint(
         dh_t = dh if dh_all is None else dh_all[t]
         np.add(dy[t], carry, out=dh_t)
         last = n == len(backwards) - 1  # dL/dh_0 would go to the zero initial state: not formed
-        step(w, fac, t, dh_t, dc, da_x[t], da_h[t], None if last else carry, dc_prev, scratch)
+        step(cfg, w, tape, t, dh_t, dc, da_x[t], da_h[t], None if last else carry, dc_prev, scratch)
         dc, dc_prev = dc_prev, dc
     return Adjoint(da_x, da_h, dh_all)
 
@@ -403,20 +378,29 @@ def _rows_back(cfg: RunConfig, packed_rows: np.ndarray) -> np.ndarray:
     return out
 
 
+def _flat(a: np.ndarray) -> np.ndarray:
+    """(T, B, F) as (T*B, F): a view for every slice used here (rows of one step stay adjacent)."""
+    return a.reshape(-1, a.shape[-1])
+
+
 def weight_grads(cfg: RunConfig, tape: Tape, adj: Adjoint, s: str) -> dict[str, np.ndarray]:
     """Every parameter gradient of one layer and direction (suffix ``s``), each one matrix product over T*B rows."""
-    g = adj.da_x.shape[-1]
-    da_x, da_h = adj.da_x.reshape(-1, g), adj.da_h.reshape(-1, g)
-    h_prev = _before(tape, tape.h, 0, tape.h.shape[0])
+    da_x, da_h = _flat(adj.da_x), _flat(adj.da_h)
+    # dW_hh = sum_t dA_t^T h_{t-1}: the first processed step reads h = 0, so pair the other steps with
+    # their predecessors by shifting views, without forming the shifted sequence.
+    if tape.direction:
+        steps, prev = adj.da_h[:-1], tape.h[1:]
+    else:
+        steps, prev = adj.da_h[1:], tape.h[:-1]
     grads = {
-        f"weight_ih{s}": _rows_back(cfg, da_x.T @ tape.inp.reshape(-1, tape.inp.shape[-1])),
-        f"weight_hh{s}": _rows_back(cfg, da_h.T @ h_prev.reshape(-1, tape.h_out)),
+        f"weight_ih{s}": _rows_back(cfg, da_x.T @ _flat(tape.inp)),
+        f"weight_hh{s}": _rows_back(cfg, _flat(steps).T @ _flat(prev)),
     }
     if cfg.bias:
         grads[f"bias_ih{s}"] = _rows_back(cfg, da_x.sum(axis=0))
         grads[f"bias_hh{s}"] = _rows_back(cfg, da_h.sum(axis=0)) if da_h is not da_x else grads[f"bias_ih{s}"].copy()
     if adj.dh is not None:
-        grads[f"weight_hr{s}"] = adj.dh.reshape(-1, tape.h_out).T @ tape.m.reshape(-1, cfg.hidden_size)
+        grads[f"weight_hr{s}"] = _flat(adj.dh).T @ _flat(tape.m)
     return grads
 
 
@@ -433,7 +417,7 @@ def backward(
     """Gradients from a recording: ``"x"`` if ``want_x``, every parameter (PyTorch's names) if ``want_params``."""
     ho, n_dir = out_size(cfg), directions(cfg)
     grads: dict[str, np.ndarray] = {}
-    d_seq = _time_major(cfg, d_output)  # dL/d(this layer's output), time-major
+    d_seq = np.ascontiguousarray(_time_major(cfg, d_output))  # dL/d(this layer's output), time-major
     with np.errstate(over="ignore"):
         for layer in reversed(range(cfg.layers)):
             d_inp = None
