@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import uuid
 from pathlib import Path
@@ -405,3 +406,40 @@ def test_an_interrupted_driver_cancels_its_jobs(cluster, tmp_path, sig):
     while _tasks(name, "PD,R,CG") and time.time() < deadline:
         time.sleep(0.2)
     assert not _tasks(name, "PD,R,CG"), "the driver should have cancelled its jobs"
+
+
+SCAN = """
+import sys
+from hydra.core.plugins import Plugins
+from hydra.plugins.launcher import Launcher
+names = [c.__module__ + "." + c.__name__ for c in Plugins.instance().discover(Launcher)]
+import hydra_plugins.rnnexp_launcher.slurm as slurm
+found = "hydra_plugins.rnnexp_launcher.launcher.RnnexpLauncher" in names
+print(slurm.SlurmLauncher is None, found, "submitit" in sys.modules)
+"""
+
+
+def _site_without_submitit(dest: Path) -> Path:
+    """This venv's packages as links, less submitit and hydra-submitit-launcher (the `launchers` extra's half)."""
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    dest.mkdir()
+    for entry in purelib.iterdir():
+        if entry.name.startswith(("submitit", "hydra_submitit_launcher")):
+            continue
+        if entry.name == "hydra_plugins":  # a namespace shared by plugins: keep the others
+            (dest / entry.name).mkdir()
+            for plugin in entry.iterdir():
+                if plugin.name != "hydra_submitit_launcher":
+                    (dest / entry.name / plugin.name).symlink_to(plugin)
+            continue
+        (dest / entry.name).symlink_to(entry)
+    return dest
+
+
+def test_without_the_launchers_extra_the_plugin_scan_is_clean(tmp_path):
+    site = _site_without_submitit(tmp_path / "site")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
+    proc = subprocess.run([sys.executable, "-S", "-c", SCAN], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "False"]
+    assert "rnnexp_launcher.slurm" not in proc.stderr  # Hydra's scanner warns about a module it cannot import
