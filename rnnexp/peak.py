@@ -3,41 +3,80 @@
 A square matrix product (n = 1024 by default: compute-bound, a few tens of ms per product on one
 core) is timed with ``rnnexp.measure`` under the given thread count, in NumPy (its BLAS, which the
 NumPy backends use) and in torch (MKL/oneDNN, which the torch backends use) when torch is
-installed; the peak is the faster library's median, so every backend is judged against the best
-this machine does. Figures are cached as one JSON file per (dtype, threads) in a directory (a
-sweep dir), written atomically, under a lock so that parallel jobs measure once and never at
-the same time as each other.
+installed, so every backend is judged against the best this machine does.
+
+Stability: a peak is a best case (interference only ever slows a product down), so it is taken as
+the best of several short rounds rather than the median of one. Each library is first warmed up
+for ``WARMUP_S`` (clock ramp-up, caches, first-touch of the output's pages), then ``ROUNDS`` rounds
+alternate between the libraries, each round the median of a few blocks (``TIMING``); a library's
+figure is its best round's median, the peak the faster library's. A burst of other work spoils
+only the rounds it overlaps. The old method (one 0.15 s median) swung 47-102 GFLOP/s over 40 runs
+on a 2-core machine whose other core was busy part of the time; ``benchmarks/gemm_peak.py
+--spread N`` measures the new one's spread over N fresh processes (target <= 10%).
+
+Load: the record keeps the 1-minute load average when it was measured and the CPU seconds other
+processes used meanwhile (``envinfo.CpuMeter``); it is ``loaded`` when those exceed
+``LOADED_OTHER_CPU`` cores on average over the measurement (a quarter of a core: an idle machine
+shows a few hundredths), and rows whose ``peak_frac`` rests on it say so in ``peak_loaded``.
+
+Figures are cached as one JSON file per (host, dtype, threads) in a directory (a sweep dir: a
+SLURM sweep may run on several nodes), written atomically, under a lock so that parallel jobs
+measure once and never at the same time as each other.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
+import re
+import socket
+import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from rnnexp.config import TimingConfig
+from rnnexp.envinfo import CpuMeter, load_avg_1m
 from rnnexp.fileio import write_json_atomic
+from rnnexp.locking import exclusive
 from rnnexp.measure import measure
 
 SIZE = 1024
-TIMING = TimingConfig(warmup=1, min_run_time_s=0.15, max_run_time_s=1.0, min_blocks=5, block_min_s=0.01)
+WARMUP_S = 0.2  # per library, before the rounds: discarded
+ROUNDS = 5
+TIMING = TimingConfig(warmup=0, min_run_time_s=0.1, max_run_time_s=1.0, min_blocks=3, block_min_s=0.02)  # one round
+LOADED_OTHER_CPU = 0.25  # other processes' CPU seconds per wall second above which the peak counts as loaded
 LOCK_TIMEOUT_S = 120.0
 
 
-def cache_path(cache_dir: Path | str, dtype: str, threads: int) -> Path:
-    return Path(cache_dir) / f"gemm_peak_{dtype}_{threads}t.json"
+def host_name() -> str:
+    """This machine's name as a file name part (anything but letters, digits, '.', '-' becomes '_')."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname()) or "host"
+
+
+def cache_path(cache_dir: Path | str, dtype: str, threads: int, host: str | None = None) -> Path:
+    return Path(cache_dir) / f"gemm_peak_{host or host_name()}_{dtype}_{threads}t.json"
 
 
 def libraries() -> list[str]:
     """The GEMM libraries measured: numpy always, torch when it is installed."""
     return ["numpy"] + (["torch"] if find_spec("torch") is not None else [])
+
+
+def gemm_call(dtype: str, size: int, library: str = "numpy") -> Callable[[], Any]:
+    """One ``size``-square product in ``library``, into a preallocated output."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
+    out = np.empty((size, size), dtype)
+    if library == "torch":
+        import torch
+
+        ta, tb, tout = (torch.from_numpy(m) for m in (a, b, out))
+        return lambda: torch.mm(ta, tb, out=tout)
+    return lambda: np.matmul(a, b, out=out)
 
 
 def measure_gemm(
@@ -46,19 +85,14 @@ def measure_gemm(
     """Time ``size``-square products in one library on ``threads`` threads; GFLOP/s from the median and the best."""
     from rnnexp.runner import limited_threads  # pins BLAS (threadpoolctl) and torch alike
 
-    size, timing = size or SIZE, timing or TIMING
-    rng = np.random.default_rng(0)
-    a, b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
-    out = np.empty((size, size), dtype)
-    if library == "torch":
-        import torch
-
-        ta, tb, tout = (torch.from_numpy(m) for m in (a, b, out))
-        call = lambda: torch.mm(ta, tb, out=tout)  # noqa: E731
-    else:
-        call = lambda: np.matmul(a, b, out=out)  # noqa: E731
+    size = size or SIZE
+    call = gemm_call(dtype, size, library)
     with limited_threads(threads):
-        meas, _ = measure(call, timing)
+        return _round(call, size, timing or TIMING)
+
+
+def _round(call: Callable[[], Any], size: int, timing: TimingConfig) -> dict:
+    meas, _ = measure(call, timing)
     flops = 2 * size**3
     return {
         "gflops": flops / meas.median_s / 1e9,
@@ -69,10 +103,29 @@ def measure_gemm(
     }
 
 
-def measure_peak(dtype: str, threads: int, size: int | None = None) -> dict[str, Any]:
-    """The peak record: per-library figures and the best median (``gflops``)."""
-    size = size or SIZE
-    per_library = {lib: measure_gemm(dtype, threads, size, lib) for lib in libraries()}
+def _warm_up(call: Callable[[], Any], seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    call()
+    while time.perf_counter() < end:
+        call()
+
+
+def measure_peak(dtype: str, threads: int, size: int | None = None, rounds: int | None = None) -> dict[str, Any]:
+    """The peak record (module docstring): per-library best-of-rounds figures, the best (``gflops``), the load."""
+    from rnnexp.runner import limited_threads
+
+    size, rounds = size or SIZE, rounds or ROUNDS
+    meter, load, start = CpuMeter(), load_avg_1m(), time.perf_counter()
+    calls = {lib: gemm_call(dtype, size, lib) for lib in libraries()}
+    figures: dict[str, list[dict]] = {lib: [] for lib in calls}
+    with limited_threads(threads):
+        for call in calls.values():
+            _warm_up(call, WARMUP_S)
+        for _ in range(rounds):
+            for lib, call in calls.items():  # alternate, so a burst of other work hits every library alike
+                figures[lib].append(_round(call, size, TIMING))
+    wall_s, other_s = time.perf_counter() - start, meter.other_cpu_s()
+    per_library = {lib: _best_round(rows) for lib, rows in figures.items()}
     best = max(per_library, key=lambda lib: per_library[lib]["gflops"])
     return {
         "dtype": dtype,
@@ -80,30 +133,27 @@ def measure_peak(dtype: str, threads: int, size: int | None = None) -> dict[str,
         "size": size,
         "gflops": per_library[best]["gflops"],
         "library": best,
+        "method": f"best of {rounds} rounds' medians after a {WARMUP_S:g} s warm-up per library",
         "libraries": per_library,
+        "host": socket.gethostname(),
         "measured_at_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_s": wall_s,
+        "load_avg_1m": load,
+        "other_cpu_s": other_s,
+        "loaded": is_loaded(other_s, wall_s),
     }
 
 
-@contextlib.contextmanager
-def _locked(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[None]:
-    """An exclusive lock beside ``path`` (filelock), so parallel jobs measure once and never at the same time.
+def is_loaded(other_cpu_s: float, wall_s: float) -> bool:
+    """Whether other processes used more than LOADED_OTHER_CPU cores on average over ``wall_s``."""
+    return bool(other_cpu_s > LOADED_OTHER_CPU * wall_s)
 
-    After ``timeout_s`` it measures anyway rather than hang: the atomic write keeps the file whole.
-    The lock file is removed while still held, so none is left behind (filelock re-checks the inode).
-    """
-    lock_path = path.with_name(path.name + ".lock")
-    lock = FileLock(lock_path, timeout=timeout_s)
-    try:
-        lock.acquire()
-    except Timeout:
-        yield
-        return
-    try:
-        yield
-    finally:
-        lock_path.unlink(missing_ok=True)
-        lock.release()
+
+def _best_round(rounds: list[dict]) -> dict:
+    """A library's figure: its best round, with every round's median and their spread (max/min - 1)."""
+    medians = [r["gflops"] for r in rounds]
+    best = rounds[int(np.argmax(medians))]
+    return {**best, "gflops_rounds": medians, "rounds_spread": max(medians) / min(medians) - 1}
 
 
 def _read(path: Path) -> dict | None:
@@ -115,7 +165,7 @@ def _read(path: Path) -> dict | None:
 
 
 def gemm_peak(dtype: str, threads: int, cache_dir: Path | str | None = None, size: int | None = None) -> dict[str, Any]:
-    """The peak record for (dtype, threads): read from ``cache_dir`` if there, else measured (and cached)."""
+    """The peak record for (this host, dtype, threads): read from ``cache_dir`` if there, else measured (and cached)."""
     if cache_dir is None:
         return measure_peak(dtype, threads, size)
     path = cache_path(cache_dir, dtype, threads)
@@ -123,7 +173,7 @@ def gemm_peak(dtype: str, threads: int, cache_dir: Path | str | None = None, siz
     record = _read(path)
     if record is not None:
         return record
-    with _locked(path):
+    with exclusive(path, LOCK_TIMEOUT_S):
         record = _read(path)  # another job may have measured it while this one waited
         if record is None:
             record = measure_peak(dtype, threads, size)

@@ -1,17 +1,24 @@
 """Hidden-state statistics of a forward pass, computed outside the timed region.
 
-``state_stats`` gives a job's row its columns. Unsuffixed ``h_*`` come from the backend's own
-output sequence (top layer, every direction) and final states; the rest from the float64
-reference, which keeps every layer, with gates recomputed from the same weights and inputs:
+A row gets the same twelve columns whatever the network (``ROW_COLUMNS``; NaN where one does not
+apply). Those named ``h_*`` come from the backend's own output sequence (top layer, every
+direction) and final states (``output_columns``); ``c_abs_max`` and ``gate_saturation_frac``
+from the float64 reference, which keeps every layer (``reference_stats``):
 
 - h_mean, h_std, h_min, h_max, h_abs_mean: of every value of the output sequence.
 - h_saturation_frac: share with |h| > 0.99; h_dead_frac: share exactly 0 (dead relu units).
 - h_norm_first, h_norm_last: mean over the batch of the L2 norm of the state (directions side by
   side) after each direction's first step, and of h_n's top layer; h_norm_growth = last / first.
 - c_abs_max (lstm): max |c| over the reference's whole cell-state trajectory.
-- gate_saturation_frac[_<gate>]: share of gate activations within 0.01 of a bound (an rnn's
-  tanh is its one gate; per gate for lstm i, f, g, o and gru r, z, n).
-- _l{k} variants (layers > 1) and _forward/_reverse variants (bidirectional), from the reference.
+- gate_saturation_frac: share of gate activations within 0.01 of a bound (an rnn's tanh is its
+  one gate; lstm i, f, g, o; gru r, z, n), over every layer, direction and gate.
+
+The parts go to a long-form side table, ``layer_stats.csv`` (``LAYER_STATS_COLUMNS``): per layer
+and direction one row with gate "" (h_saturation_frac, h_dead_frac, h_norm_growth of that
+direction alone, and gate_saturation_frac over its gates), then one row per gate with that gate's
+gate_saturation_frac (h_* empty). The gates are counted while the reference runs, by its step
+observer (``GateCounter``), so they cost no second pass; ``gate_activations`` recomputes them
+from the reference's states, for checks and for a reference run without an observer.
 
 A statistic that does not apply (c_abs_max off an LSTM; saturation for relu, or h_saturation_frac
 for a projecting LSTM, whose h is not bounded by 1) is NaN, never an error. ``step_table`` gives
@@ -20,12 +27,14 @@ the state's trajectory: one row per (layer, direction, timestep), at most MAX_ST
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
 from rnnexp.backends import Outputs
+from rnnexp.backends.numpy_ref import PACKED_GATES, StepHook
 from rnnexp.config import Cell, Nonlinearity, RunConfig
 from rnnexp.params import GATES, directions, expected_h_n_shape, expected_output_shape, out_size, suffix
 
@@ -33,9 +42,34 @@ SATURATION = 0.99  # |h| above this counts as saturated (tanh's slope there is <
 GATE_MARGIN = 0.01  # a gate within this of one of its bounds counts as saturated
 MAX_STEPS = 200  # step_table keeps at most this many timesteps per (layer, direction)
 CHUNK_ELEMENTS = 1 << 22  # gate pre-activations held at once while recomputing gates
+OBSERVE_CHUNK_ELEMENTS = 1 << 18  # gate activations the reference's observer buffers before counting them
 DIRECTIONS = ("forward", "reverse")
 GATE_NAMES = {Cell.rnn: ("h",), Cell.lstm: ("i", "f", "g", "o"), Cell.gru: ("r", "z", "n")}
 _BOUNDS = {"h": (-1.0, 1.0), "g": (-1.0, 1.0), "n": (-1.0, 1.0)}  # tanh; every other gate is a sigmoid
+LAYER_STATS_FILE = "layer_stats.csv"
+ROW_COLUMNS = (
+    "h_mean",
+    "h_std",
+    "h_min",
+    "h_max",
+    "h_abs_mean",
+    "h_saturation_frac",
+    "h_dead_frac",
+    "h_norm_first",
+    "h_norm_last",
+    "h_norm_growth",
+    "c_abs_max",
+    "gate_saturation_frac",
+)
+LAYER_STATS_COLUMNS = (
+    "layer",
+    "direction",
+    "gate",
+    "h_saturation_frac",
+    "h_dead_frac",
+    "h_norm_growth",
+    "gate_saturation_frac",
+)
 
 
 def h_bounded(cfg: RunConfig) -> bool:
@@ -96,16 +130,24 @@ def output_stats(h: np.ndarray, bounded: bool = True) -> dict[str, float]:
 
 
 def state_stats(cfg: RunConfig, out: Outputs, ref: Outputs, params: dict[str, np.ndarray], x: np.ndarray) -> dict:
-    """A row's statistic columns (see the module docstring) from a backend's outputs and the reference.
+    """A row's statistic columns (``ROW_COLUMNS``) from a backend's outputs and a reference run without an observer.
 
     ``out`` is the backend's own result as NumPy arrays; ``ref`` the float64 reference with ``layers``;
-    ``params`` and ``x`` what the backend was given (the gates are recomputed from them).
+    ``params`` and ``x`` what the backend was given (the gates are recomputed from them). A job
+    counts the gates while its reference runs instead: ``output_columns`` + ``reference_stats``.
     """
+    return output_columns(cfg, out) | reference_stats(cfg, ref, count_gates(cfg, params, ref, x))[0]
+
+
+def layer_stats(cfg: RunConfig, ref: Outputs, params: dict[str, np.ndarray], x: np.ndarray) -> pd.DataFrame:
+    """The ``layer_stats.csv`` table of a reference run without an observer (gates recomputed)."""
+    return reference_stats(cfg, ref, count_gates(cfg, params, ref, x))[1]
+
+
+def output_columns(cfg: RunConfig, out: Outputs) -> dict[str, float]:
+    """The h_* columns, from the backend's own output sequence and final states."""
     with np.errstate(all="ignore"):
-        row = output_stats(out.output, h_bounded(cfg))
-        row.update(norm_stats(cfg, out))
-        row.update(reference_stats(cfg, ref, params, x))
-    return row
+        return output_stats(out.output, h_bounded(cfg)) | norm_stats(cfg, out)
 
 
 def norm_stats(cfg: RunConfig, out: Outputs) -> dict[str, float]:
@@ -121,51 +163,148 @@ def norm_stats(cfg: RunConfig, out: Outputs) -> dict[str, float]:
     return {"h_norm_first": first, "h_norm_last": last, "h_norm_growth": growth(first, last)}
 
 
-def reference_stats(cfg: RunConfig, ref: Outputs, params: dict[str, np.ndarray], x: np.ndarray) -> dict:
-    """Gate and cell-state columns, and the per-layer and per-direction variants, from the reference."""
+def gate_names(cfg: RunConfig) -> tuple[str, ...]:
+    """The cell's gates in PyTorch's order; none for relu, whose activation is unbounded."""
+    return GATE_NAMES[cfg.cell] if has_gates(cfg) else ()
+
+
+class GateCounter:
+    """Saturated gate activations and the cell state's largest |c|, counted per layer, direction and gate.
+
+    Pass it as the reference's observer (``numpy_ref.reference(..., observe=counter)``): its hook
+    copies each step's gate activations (and c) out of the loop's buffers and counts them a chunk
+    of steps at a time with ``gate_saturated``, so the statistics need no second pass over the
+    sequence and a step pays one or two copies. ``add`` takes counts made elsewhere
+    (``count_gates`` recomputes them from a finished reference).
+    """
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+        self.names = gate_names(cfg)
+        self.saturated = np.zeros((cfg.layers, directions(cfg), len(self.names)), np.int64)  # PyTorch gate order
+        self.values = np.zeros((cfg.layers, directions(cfg)), np.int64)  # activations seen, per gate
+        self.c_abs_max = float("nan")
+        self._parts: list[_StepBuffer] = []
+
+    def add(self, layer: int, direction: int, saturated, values: int, c_abs_max: float = float("nan")) -> None:
+        """Add one chunk's counts: saturated activations per gate (PyTorch order) and activations per gate."""
+        self.saturated[layer, direction] += np.asarray(saturated, np.int64)
+        self.values[layer, direction] += values
+        if c_abs_max > self.c_abs_max or (math.isnan(self.c_abs_max) and not math.isnan(c_abs_max)):
+            self.c_abs_max = float(c_abs_max)
+
+    def __call__(self, layer: int, direction: int) -> StepHook | None:
+        """numpy_ref's observer: the step hook for one layer and direction (None without gates)."""
+        if not self.names:
+            return None
+        part = _StepBuffer(self, layer, direction)
+        self._parts.append(part)
+        return part
+
+    def flush(self) -> None:
+        """Count the steps still buffered (each part flushes itself after its last step anyway)."""
+        for part in self._parts:
+            part.flush()
+
+
+class _StepBuffer:
+    """One layer and direction's steps as the reference makes them, counted a chunk of steps at a time."""
+
+    def __init__(self, counter: GateCounter, layer: int, direction: int):
+        self.counter, self.layer, self.direction = counter, layer, direction
+        cell, hidden = counter.cfg.cell, counter.cfg.hidden_size
+        packed = PACKED_GATES[cell]
+        self.order = [packed.index(g) for g in counter.names]  # packed position of each gate in PyTorch order
+        self.packed = packed
+        self.lo, self.hi = (np.repeat([_BOUNDS.get(g, (0.0, 1.0))[j] for g in packed], hidden) for j in (0, 1))
+        self.use_h = cell is Cell.rnn  # an rnn's gate buffer holds sigmoid(2a); its activation is h itself
+        self.steps_left = counter.cfg.timesteps
+        self.acts: np.ndarray | None = None  # (steps, B, G*H) activations of the steps not counted yet
+        self.cs: np.ndarray | None = None  # (steps, B, H) an LSTM's cell states
+        self.n = 0
+
+    def __call__(self, gates: np.ndarray, c: np.ndarray | None, h: np.ndarray) -> None:
+        acts = h if self.use_h else gates
+        if self.acts is None:
+            steps = min(self.steps_left, max(1, OBSERVE_CHUNK_ELEMENTS // acts.size))
+            # The chunk, two scratch arrays and the flags, allocated once: fresh temporaries this size
+            # would cost a page fault per page at every chunk.
+            self.acts, self.below, self.above = (np.empty((steps, *acts.shape)) for _ in range(3))
+            self.flags = np.empty((steps, *acts.shape), bool)
+            self.cs = np.empty((steps, *c.shape)) if c is not None else None
+        self.acts[self.n] = acts
+        if self.cs is not None:
+            self.cs[self.n] = c
+        self.n += 1
+        self.steps_left -= 1
+        if self.n == len(self.acts) or self.steps_left == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Count the buffered steps: ``gate_saturated``'s arithmetic, on every gate at once."""
+        if not self.n:
+            return
+        acts, below, above, flags = (a[: self.n] for a in (self.acts, self.below, self.above, self.flags))
+        hidden = self.counter.cfg.hidden_size
+        with np.errstate(all="ignore"):
+            np.subtract(acts, self.lo, out=below)
+            np.subtract(self.hi, acts, out=above)
+            np.less(np.minimum(below, above, out=below), GATE_MARGIN, out=flags)
+            per_gate = [np.count_nonzero(flags[..., j * hidden : (j + 1) * hidden]) for j in self.order]
+            cs = self.cs[: self.n] if self.cs is not None else None
+            c_max = max(float(cs.max()), -float(cs.min())) if cs is not None else float("nan")
+        self.counter.add(self.layer, self.direction, per_gate, flags.size // len(self.packed), c_max)
+        self.n = 0
+
+
+def count_gates(cfg: RunConfig, params: dict[str, np.ndarray], ref: Outputs, x: np.ndarray) -> GateCounter:
+    """A GateCounter filled from gates recomputed from a finished reference (``gate_activations``)."""
+    counter = GateCounter(cfg)
+    for k in range(cfg.layers):
+        for d in range(directions(cfg) if counter.names else 0):
+            for chunk in gate_activations(cfg, params, ref, x, k, d):
+                saturated = [gate_saturated(g, chunk[g]).sum() for g in counter.names]
+                c_max = float(np.abs(chunk["c"]).max()) if "c" in chunk else float("nan")
+                counter.add(k, d, saturated, chunk[counter.names[0]].size, c_max)
+    return counter
+
+
+def reference_stats(cfg: RunConfig, ref: Outputs, gates: GateCounter) -> tuple[dict[str, float], pd.DataFrame]:
+    """The reference's row columns (c_abs_max, gate_saturation_frac) and the ``layer_stats.csv`` table.
+
+    ``ref`` is the float64 reference with ``layers``; ``gates`` the counts made while it ran.
+    """
     n_dir, ho, nan = directions(cfg), out_size(cfg), float("nan")
-    gates = GATE_NAMES[cfg.cell] if has_gates(cfg) else ()
-    h_counts = np.zeros((cfg.layers, n_dir, 3))  # per layer and direction: saturated h, dead h, all h
-    g_counts = np.zeros((cfg.layers, n_dir, len(gates) + 1))  # saturated per gate, values per gate
-    growths, c_abs_max = [], nan
-    for k, seq in enumerate(ref.layers):
-        growths.append(growth(*(mean_norm(s) for s in first_last(cfg, seq))))
-        for d in range(n_dir):
-            part = seq[:, :, d * ho : (d + 1) * ho]
-            h_counts[k, d] = (np.abs(part) > SATURATION).sum(), (part == 0).sum(), part.size
-            for chunk in gate_activations(cfg, params, ref, x, k, d) if gates else ():
-                g_counts[k, d, :-1] += [gate_saturated(g, chunk[g]).sum() for g in gates]
-                g_counts[k, d, -1] += chunk[gates[0]].size
-                if "c" in chunk:
-                    c_abs_max = float(np.nanmax([c_abs_max, np.abs(chunk["c"]).max()]))
-
-    def h_frac(col: int, where=np.s_[:, :]) -> float:
-        if col == 0 and not h_bounded(cfg):
-            return nan
-        return _ratio(h_counts[where][..., col].sum(), h_counts[where][..., 2].sum())
-
-    def gate_frac(where=np.s_[:, :], gate: int | None = None) -> float:
-        if not gates:
-            return nan
-        sat = g_counts[where][..., :-1]
-        n = g_counts[where][..., -1].sum()
-        return _ratio(sat.sum(), n * len(gates)) if gate is None else _ratio(sat[..., gate].sum(), n)
-
-    row = {"c_abs_max": c_abs_max, "gate_saturation_frac": gate_frac()}
-    if cfg.cell is not Cell.rnn:
-        row.update({f"gate_saturation_frac_{g}": gate_frac(gate=j) for j, g in enumerate(gates)})
-    for k in range(cfg.layers if cfg.layers > 1 else 0):
-        where = np.s_[k : k + 1, :]
-        row[f"h_saturation_frac_l{k}"] = h_frac(0, where)
-        row[f"h_dead_frac_l{k}"] = h_frac(1, where)
-        row[f"h_norm_growth_l{k}"] = growths[k]
-        row[f"gate_saturation_frac_l{k}"] = gate_frac(where)
-    for d, name in enumerate(DIRECTIONS[:n_dir] if n_dir > 1 else ()):
-        where = np.s_[:, d : d + 1]
-        row[f"h_saturation_frac_{name}"] = h_frac(0, where)
-        row[f"h_dead_frac_{name}"] = h_frac(1, where)
-        row[f"gate_saturation_frac_{name}"] = gate_frac(where)
-    return row
+    n_gates = len(gates.names)
+    gates.flush()
+    rows = []
+    with np.errstate(all="ignore"):
+        for k, seq in enumerate(ref.layers):
+            for d in range(n_dir):
+                part = seq[:, :, d * ho : (d + 1) * ho]
+                first, last = (part[-1], part[0]) if d else (part[0], part[-1])
+                sat, n = gates.saturated[k, d], gates.values[k, d]
+                rows.append(
+                    {
+                        "layer": k,
+                        "direction": DIRECTIONS[d],
+                        "gate": "",
+                        "h_saturation_frac": saturated_frac(part) if h_bounded(cfg) else nan,
+                        "h_dead_frac": float((part == 0).mean()),
+                        "h_norm_growth": growth(mean_norm(first), mean_norm(last)),
+                        "gate_saturation_frac": _ratio(sat.sum(), n * n_gates) if n_gates else nan,
+                    }
+                )
+                for j, g in enumerate(gates.names):  # the h_* columns belong to the layer-direction row
+                    rows.append(
+                        {"layer": k, "direction": DIRECTIONS[d], "gate": g, "gate_saturation_frac": _ratio(sat[j], n)}
+                    )
+    total = gates.values.sum() * n_gates
+    row = {
+        "c_abs_max": gates.c_abs_max,
+        "gate_saturation_frac": _ratio(gates.saturated.sum(), total) if n_gates else nan,
+    }
+    return row, pd.DataFrame(rows, columns=list(LAYER_STATS_COLUMNS)).astype({"gate": str})
 
 
 def _ratio(num: float, den: float) -> float:

@@ -4,6 +4,7 @@ across backends, and the gate recomputation against torch's own weights and cell
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -12,7 +13,7 @@ from rnnexp.backends import Outputs
 from rnnexp.backends.numpy_ref import reference
 from rnnexp.backends.torch_nn import build_module
 from rnnexp.params import make_inputs, make_params
-from rnnexp.stats import gate_activations, kept_steps, state_stats, step_table
+from rnnexp.stats import gate_activations, kept_steps, layer_stats, state_stats, step_table
 
 
 def sig(a: float) -> float:
@@ -22,6 +23,13 @@ def sig(a: float) -> float:
 def run(cfg):
     params, x = make_params(cfg), make_inputs(cfg)
     return params, x, reference(cfg, params, x)
+
+
+def part(table, layer=0, direction="forward", gate=""):
+    """The one layer_stats row of (layer, direction, gate) as a dict."""
+    rows = table[(table.layer == layer) & (table.direction == direction) & (table.gate == gate)]
+    assert len(rows) == 1, (layer, direction, gate)
+    return rows.iloc[0].to_dict()
 
 
 # --- the h_* columns, by hand ---------------------------------------------------------------------
@@ -144,7 +152,10 @@ def test_rnn_gates_read_the_previous_state(cfg_of):
         np.testing.assert_allclose(chunk["h"].ravel(), want, rtol=1e-12)
     got = state_stats(cfg, ref, ref, p, x)
     assert got["gate_saturation_frac"] == pytest.approx(1 / 3)
-    assert got["gate_saturation_frac_forward"] == got["gate_saturation_frac_reverse"] == pytest.approx(1 / 3)
+    table = layer_stats(cfg, ref, p, x)
+    for d in ("forward", "reverse"):
+        assert part(table, 0, d)["gate_saturation_frac"] == pytest.approx(1 / 3)
+        assert part(table, 0, d, "h")["gate_saturation_frac"] == pytest.approx(1 / 3)  # an rnn's one gate is h
 
 
 def test_lstm_gates_and_cell_state_by_hand(cfg_of):
@@ -162,9 +173,11 @@ def test_lstm_gates_and_cell_state_by_hand(cfg_of):
     np.testing.assert_allclose(chunk["c"].ravel(), [c1, c2], rtol=1e-12)
     got = state_stats(cfg, ref, ref, p, x)
     assert got["c_abs_max"] == pytest.approx(c2, rel=1e-12)
-    assert (got["gate_saturation_frac_i"], got["gate_saturation_frac_f"]) == (1.0, 1.0)
-    assert (got["gate_saturation_frac_g"], got["gate_saturation_frac_o"]) == (0.0, 0.0)
     assert got["gate_saturation_frac"] == 0.5
+    table = layer_stats(cfg, ref, p, x)
+    per_gate = {g: part(table, gate=g)["gate_saturation_frac"] for g in "ifgo"}
+    assert per_gate == {"i": 1.0, "f": 1.0, "g": 0.0, "o": 0.0}
+    assert part(table)["gate_saturation_frac"] == 0.5
 
 
 def test_gru_keeps_b_hn_inside_the_reset_product(cfg_of):
@@ -188,37 +201,65 @@ def test_gate_saturated_margins():
     assert np.array_equal(stats.gate_saturated("g", tanh_acts), [1, 0, 0, 0, 1])
 
 
-# --- per-layer and per-direction columns -----------------------------------------------------------
+# --- layer_stats.csv: per layer, direction and gate ---------------------------------------------
 
 
-def test_per_layer_and_direction_columns(cfg_of):
+def test_layer_stats_per_layer_and_direction(cfg_of):
     cfg = cfg_of("layers=3", "bidirectional=true", "init=uniform01", "input_dist=uniform01", "dtype=float64")
     params, x, ref = run(cfg)
-    got = state_stats(cfg, ref, ref, params, x)
+    table = layer_stats(cfg, ref, params, x)
+    assert list(table.columns) == list(stats.LAYER_STATS_COLUMNS)
+    assert len(table) == 3 * 2 * 2  # per layer and direction: the whole row and the rnn's one gate, h
     for k, seq in enumerate(ref.layers):  # by hand from the reference's layers
-        assert got[f"h_saturation_frac_l{k}"] == np.mean(np.abs(seq) > 0.99)
-        first, last = np.linalg.norm(seq[0, 0, :8]) ** 2, np.linalg.norm(seq[-1, 0, :8]) ** 2
-        rev_first, rev_last = np.linalg.norm(seq[-1, 0, 8:]) ** 2, np.linalg.norm(seq[0, 0, 8:]) ** 2
-        want = math.sqrt(last + rev_last) / math.sqrt(first + rev_first)
-        assert got[f"h_norm_growth_l{k}"] == pytest.approx(want)
-    stacked = np.stack(ref.layers)  # (layers, T, B, 16)
-    assert got["h_saturation_frac_reverse"] == np.mean(np.abs(stacked[..., 8:]) > 0.99)
-    assert got["h_dead_frac_forward"] == 0.0
-    for name in ("l0", "l1", "l2", "forward", "reverse"):  # rnn/tanh: the gate is h itself
-        assert got[f"gate_saturation_frac_{name}"] == pytest.approx(got[f"h_saturation_frac_{name}"])
+        for d, (name, cols) in enumerate([("forward", np.s_[..., :8]), ("reverse", np.s_[..., 8:])]):
+            h = seq[cols]
+            got = part(table, k, name)
+            assert got["h_saturation_frac"] == np.mean(np.abs(h) > 0.99)
+            assert got["h_dead_frac"] == np.mean(h == 0)
+            first, last = (h[0, 0], h[-1, 0]) if d == 0 else (h[-1, 0], h[0, 0])  # reverse starts at t = T-1
+            assert got["h_norm_growth"] == pytest.approx(np.linalg.norm(last) / np.linalg.norm(first))
+            # rnn/tanh: the gate is h itself
+            assert got["gate_saturation_frac"] == pytest.approx(got["h_saturation_frac"])
+            assert part(table, k, name, "h")["gate_saturation_frac"] == got["gate_saturation_frac"]
+            assert math.isnan(part(table, k, name, "h")["h_saturation_frac"])  # the gate row has gate figures only
     # Not all zeros, so the checks above bite; and layer 0 (inputs in [0, 1)) saturates less than layer 2.
-    assert 0.5 < got["h_saturation_frac_l0"] < got["h_saturation_frac_l2"]
+    assert 0.5 < part(table, 0)["h_saturation_frac"] < part(table, 2)["h_saturation_frac"]
 
 
-def test_suffixed_columns_only_where_they_apply(cfg_of):
-    cfg = cfg_of()
+@pytest.mark.parametrize(
+    "overrides, parts, gates",
+    [
+        ([], 1, ["h"]),  # an rnn's one gate is h
+        (["cell=lstm", "layers=2", "bidirectional=true"], 4, ["i", "f", "g", "o"]),
+        (["cell=gru", "bidirectional=true"], 2, ["r", "z", "n"]),
+        (["nonlinearity=relu", "layers=2"], 2, []),  # relu has no bounded activation: the layer rows alone
+    ],
+)
+def test_layer_stats_rows_and_row_columns_for_every_shape(cfg_of, overrides, parts, gates):
+    """The row has the same twelve columns whatever the network; the parts live in layer_stats.csv."""
+    cfg = cfg_of(*overrides)
     params, x, ref = run(cfg)
-    assert not any(k.endswith(("_l0", "_forward", "_f")) for k in state_stats(cfg, ref, ref, params, x))
-    cfg = cfg_of("cell=lstm", "layers=2", "bidirectional=true")
-    params, x, ref = run(cfg)
-    got = set(state_stats(cfg, ref, ref, params, x))
-    assert {"h_saturation_frac_l1", "h_norm_growth_l0", "gate_saturation_frac_reverse", "h_dead_frac_l1"} <= got
-    assert {f"gate_saturation_frac_{g}" for g in "ifgo"} <= got and "h_saturation_frac_l2" not in got
+    assert list(state_stats(cfg, ref, ref, params, x)) == list(stats.ROW_COLUMNS)
+    table = layer_stats(cfg, ref, params, x)
+    assert len(table) == parts * (1 + len(gates))
+    assert table.gate.tolist() == ([""] + gates) * parts  # each layer-direction's row, then its gates
+    assert table.groupby(["layer", "direction"]).size().tolist() == [1 + len(gates)] * parts
+    whole = table[table.gate == ""]
+    assert whole.h_dead_frac.notna().all() and whole.h_norm_growth.notna().all()
+    assert whole.gate_saturation_frac.isna().all() == (not gates)
+    assert table[table.gate != ""][["h_saturation_frac", "h_dead_frac", "h_norm_growth"]].isna().all().all()
+
+
+def test_lstm_gate_rows_by_hand(cfg_of):
+    """x = (1, 1) both ways: i and f saturate, g and o do not, in each direction's rows."""
+    cfg = hand_cfg(cfg_of, "lstm", timesteps=2, bidirectional="true")
+    p = hand_params(cfg, [10.0, 10.0, math.atanh(0.5), 0.0], [0.0, 0.0, 0.0, 5.0])
+    x = np.ones((2, 1, 1))
+    ref = reference(cfg, p, x)
+    table = layer_stats(cfg, ref, p, x)
+    for d in ("forward", "reverse"):  # the same weights and a constant input: both directions alike
+        assert {g: part(table, 0, d, g)["gate_saturation_frac"] for g in "ifgo"} == {"i": 1, "f": 1, "g": 0, "o": 0}
+        assert part(table, 0, d)["gate_saturation_frac"] == 0.5
 
 
 def test_chunking_changes_nothing(cfg_of, monkeypatch):
@@ -396,3 +437,48 @@ def test_gates_agree_with_torch(cfg_of, overrides):
                         np.testing.assert_allclose(np.concatenate([c[name] for c in ours]), t.numpy(), atol=1e-12)
             inp = torch.cat([t["out"] for t in theirs], dim=-1)
     torch.testing.assert_close(inp, want_out, rtol=0, atol=1e-12)  # the torch loop is nn.LSTM/GRU's own
+
+
+# --- the gates counted while the reference runs (its step observer) -----------------------------------
+
+OBSERVED_CASES = [
+    ["init=uniform01", "input_dist=uniform01", "layers=2"],  # rnn: most of h saturated
+    ["cell=lstm", "layers=2", "bidirectional=true", "init=normal", "init_gain=3", "batch_size=3"],
+    ["cell=lstm", "proj_size=3", "bidirectional=true", "init=uniform01", "batch_first=false"],
+    ["cell=gru", "bidirectional=true", "init=xavier_uniform", "init_gain=4", "layers=2"],
+    ["cell=gru", "init=uniform01", "input_dist=ones", "input_scale=3"],
+    ["nonlinearity=relu", "layers=2"],
+]
+
+
+@pytest.mark.parametrize("chunk", [1, 1 << 18], ids=["step_by_step", "default_chunk"])
+@pytest.mark.parametrize("overrides", OBSERVED_CASES, ids=lambda o: "-".join(o))
+def test_observed_counts_equal_recomputed_counts(cfg_of, monkeypatch, overrides, chunk):
+    """The observer counts the loop's own activations; recomputing them from the states gives the same counts."""
+    monkeypatch.setattr(stats, "OBSERVE_CHUNK_ELEMENTS", chunk)
+    cfg = cfg_of(*overrides, "timesteps=12")
+    params, x = make_params(cfg), make_inputs(cfg)
+    counter = stats.GateCounter(cfg)
+    ref = reference(cfg, params, x, observe=counter)
+    recount = stats.count_gates(cfg, params, ref, x)
+    counter.flush()
+    np.testing.assert_array_equal(counter.saturated, recount.saturated)
+    np.testing.assert_array_equal(counter.values, recount.values)
+    if cfg.cell.value == "lstm":  # the loop's c and the recomputed c agree to rounding
+        assert counter.c_abs_max == pytest.approx(recount.c_abs_max, rel=1e-13)
+    else:
+        assert math.isnan(counter.c_abs_max) and math.isnan(recount.c_abs_max)
+    observed_row, observed_table = stats.reference_stats(cfg, ref, counter)
+    recount_row, recount_table = stats.reference_stats(cfg, ref, recount)
+    assert observed_row["gate_saturation_frac"] == recount_row["gate_saturation_frac"] or not counter.names
+    pd.testing.assert_frame_equal(observed_table, recount_table)
+    if "uniform01" in overrides or "init_gain=4" in overrides:
+        assert counter.saturated.sum() > 0  # so that agreeing means something
+
+
+def test_the_observer_leaves_the_reference_unchanged(cfg_of):
+    cfg = cfg_of("cell=lstm", "layers=2", "bidirectional=true", "batch_size=2", "timesteps=7")
+    params, x = make_params(cfg), make_inputs(cfg)
+    plain, watched = reference(cfg, params, x), reference(cfg, params, x, observe=stats.GateCounter(cfg))
+    for a, b in zip([plain.output, plain.h_n, plain.c_n], [watched.output, watched.h_n, watched.c_n], strict=True):
+        assert np.array_equal(a, b)
