@@ -51,3 +51,14 @@ def test_gemm_peak_quick(tmp_path):
     lines = done.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == ["gemm_peak float32 1t", "gemm_peak float64 1t"]
     assert all("GFLOP/s" in line and "numpy" in line for line in lines)
+
+
+def test_compare_false_alarms_quick(tmp_path):
+    out = tmp_path / "compare.json"
+    done = run_script("compare_false_alarms.py", "--quick", "--json", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("false alarms (quiet): ") for line in lines), done.stdout
+    assert any(line.startswith("detected 1.5x slowdown (quiet): ") for line in lines), done.stdout
+    figures = json.loads(out.read_text())
+    assert figures["pairs"] == 1 and len(figures["ratios"]) == 1 and figures["ratios"][0] > 1  # NEW really ran slower

@@ -93,7 +93,7 @@ def nice_ticks(low: float, high: float) -> list[float]:
     if span < 0.5:  # under half a decade a log axis looks linear: plain evenly spaced ticks read best
         ticks = MaxNLocator(nbins=4, steps=[1, 2, 2.5, 5, 10]).tick_values(low, high)
         return [float(t) for t in ticks if low * 0.999 <= t <= high * 1.001]
-    steps = (1, 2, 5) if span > 1.2 else (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)
+    steps = (1, 2, 5) if span > 1.2 else (1, 1.5, 2, 3, 5, 7)
     if span > 4:
         steps = (1,)
     ticks = []
