@@ -53,6 +53,26 @@ def test_gemm_peak_quick(tmp_path):
     assert all("GFLOP/s" in line and "numpy" in line for line in lines)
 
 
+def test_engines_quick(tmp_path):
+    out = tmp_path / "engines.json"
+    done = run_script("engines.py", "--quick", "--json", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    engines = ("numpy", "torch", "torch_compile", "onnxruntime", "jax")
+    starts = ("gemm_peak float32 1t:", "medium (rnn, T=10", "large (rnn, T=10", "lstm_h512_n16_t25 (lstm", "ranking")
+    for start in starts:
+        assert any(line.startswith(start) for line in lines), (start, done.stdout)
+    figures = json.loads(out.read_text())
+    assert len(figures["results"]) == 8  # medium, large and the six DeepBench-small kernels
+    for name, figs in figures["results"].items():
+        assert set(figs) == set(engines), name
+        for engine, fig in figs.items():
+            assert "error" not in fig, (name, engine, fig)
+            assert fig["max_abs_err_vs_ref"] < 1e-3 and fig["ratio_to_torch"] > 0  # the runs were real
+    assert figures["results"]["medium"]["torch"]["ratio_to_torch"] == 1.0
+    assert sorted(r["engine"] for r in figures["ranking"]) == sorted(engines)
+
+
 def test_compare_false_alarms_quick(tmp_path):
     out = tmp_path / "compare.json"
     done = run_script("compare_false_alarms.py", "--quick", "--json", str(out), cwd=tmp_path)
