@@ -116,6 +116,18 @@ def training_flops(cfg: RunConfig) -> int:
     return forward_flops(cfg) + backward_flops(cfg)
 
 
+def backward_phase_matmul_flops(cfg: RunConfig) -> tuple[int, int]:
+    """Matrix-product FLOPs of (bwd_data, bwd_weights) when each phase runs alone, as the phase columns time them.
+
+    Towards the input: every data product (``matmul_flops``). Towards the parameters: every weight
+    product (``matmul_flops``) plus the data products the recurrent adjoint and the lower layers still
+    need, i.e. all but layer 0's input projection. Their sum exceeds the full backward's share by those.
+    """
+    layer0_input = cfg.timesteps * cfg.batch_size * directions(cfg) * 2 * GATES[cfg.cell] * cfg.hidden_size
+    layer0_input *= cfg.input_size
+    return matmul_flops(cfg), 2 * matmul_flops(cfg) - layer0_input
+
+
 def recurrent_matmul_flops(cfg: RunConfig) -> int:
     """FLOPs of the recurrent products h_{t-1} W_hh^T alone, every step, layer and direction."""
     gh = GATES[cfg.cell] * cfg.hidden_size

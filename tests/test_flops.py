@@ -1,4 +1,5 @@
-"""The FLOP model against hand counts, and its matrix-product part against torch's own FLOP counter."""
+"""The FLOP model (forward and backward) against hand counts, its matrix-product part against torch's own FLOP
+counter, and the peers' conventions."""
 
 from __future__ import annotations
 
@@ -7,9 +8,21 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from rnnexp import backends
+from rnnexp.backends.training import cotangents
 from rnnexp.config import Cell, RunConfig
-from rnnexp.flops import achieved_gflops, elementwise_flops, forward_flops, matmul_flops
-from rnnexp.params import make_inputs, make_params
+from rnnexp.flops import (
+    achieved_gflops,
+    backward_elementwise_flops,
+    backward_flops,
+    backward_phase_matmul_flops,
+    benchdnn_flops,
+    deepbench_phase_flops,
+    elementwise_flops,
+    forward_flops,
+    matmul_flops,
+    training_flops,
+)
+from rnnexp.params import GATES, directions, make_inputs, make_params, out_size
 
 
 def tiny(cell: str, **kw) -> RunConfig:
@@ -104,3 +117,65 @@ def test_matmul_flops_match_torch_flop_counter(cfg):
 def test_achieved_gflops():
     assert achieved_gflops(2_000_000_000, 0.5) == 4.0
     assert achieved_gflops(1, 0.0) != achieved_gflops(1, 0.0)  # NaN
+
+
+# ---- the backward (mode=training) ----
+
+# Each case: the configuration, then the backward by hand: every forward product twice, plus
+# E_bwd * H per step-row, layer and direction (rnn 4, lstm 23, gru 18), plus 2*G*H for the bias sums.
+BACKWARD_HAND_COUNTS = {
+    # rnn, T=B=1, I=2, H=3: products 2 * (12 + 18) = 60, elem 4*3 = 12, bias 3 + 3 = 6
+    "rnn": (tiny("rnn"), 60 + 12 + 6),
+    # rnn, T=4, B=5, 2 layers, 2 directions, no bias: products 2 * 20 * 2 * (30 + 54) = 6720, elem 20*2*2*12 = 960
+    "rnn_2l_bi": (tiny("rnn", timesteps=4, batch_size=5, layers=2, bidirectional=True, bias=False), 6720 + 960),
+    # lstm, T=B=1: products 2 * (48 + 72) = 240, elem 23*3 = 69, bias 12 + 12 = 24
+    "lstm": (tiny("lstm"), 240 + 69 + 24),
+    # lstm, proj_size=2, 2 layers, T=2: products 2 * 2 * 2 * (48 + 48 + 12) = 864, elem 2*2*69 = 276, bias 2*2*24 = 96
+    "lstm_proj": (tiny("lstm", proj_size=2, timesteps=2, layers=2), 864 + 276 + 96),
+    # gru, T=B=1: products 2 * (36 + 54) = 180, elem 18*3 = 54, bias 9 + 9 = 18
+    "gru": (tiny("gru"), 180 + 54 + 18),
+}
+
+
+@pytest.mark.parametrize("case", BACKWARD_HAND_COUNTS)
+def test_backward_flops_match_hand_count(case):
+    cfg, expected = BACKWARD_HAND_COUNTS[case]
+    assert backward_flops(cfg) == expected
+    assert backward_flops(cfg) == 2 * matmul_flops(cfg) + backward_elementwise_flops(cfg)
+    assert training_flops(cfg) == forward_flops(cfg) + expected
+
+
+def test_the_peers_conventions():
+    # DeepBench's LSTM H=512, N=16, T=25 and benchdnn's with input size 512, from our model.
+    lstm = RunConfig(cell=Cell.lstm, hidden_size=512, input_size=512, batch_size=16, timesteps=25)
+    assert deepbench_phase_flops(lstm) == 838_860_800  # 2 * 4*512 * 512 * 16 * 25, per phase
+    assert benchdnn_flops(lstm) == (1_677_721_600, 3_355_443_200)
+    assert matmul_flops(lstm) == 1_677_721_600 and 2 * matmul_flops(lstm) == 3_355_443_200
+    # benchdnn's count_ops adds the projection product: 2 * dhc * mb * dic per cell.
+    proj = RunConfig(cell=Cell.lstm, hidden_size=8, proj_size=3, input_size=5, batch_size=2, timesteps=4)
+    assert benchdnn_flops(proj)[0] == 4 * 2 * (2 * 32 * (5 + 3) + 2 * 8 * 3)
+
+
+def _first_step_data_products(cfg: RunConfig) -> int:
+    """What torch skips: dL/dh_0 at each layer and direction's first step (h_0 is a constant, it wants no gradient)."""
+    return cfg.layers * directions(cfg) * cfg.batch_size * 2 * GATES[cfg.cell] * cfg.hidden_size * out_size(cfg)
+
+
+@pytest.mark.parametrize(
+    "cfg", CONFIGS, ids=lambda c: f"{c.cell.value}-p{c.proj_size}-L{c.layers}-bi{int(c.bidirectional)}"
+)
+def test_backward_matmul_flops_match_torch_flop_counter(cfg):
+    # torch's counter over autograd through the cell loop: the step and each phase alone, products only.
+    prepared = backends.load("torch_cell").prepare_training(cfg, make_params(cfg), make_inputs(cfg), *cotangents(cfg))
+    skipped = _first_step_data_products(cfg)
+    with FlopCounterMode(display=False) as counter:
+        prepared.step()
+    assert counter.get_total_flops() == matmul_flops(cfg) + 2 * matmul_flops(cfg) - skipped
+    recorded = prepared.forward()
+    data, weights = backward_phase_matmul_flops(cfg)
+    with FlopCounterMode(display=False) as counter:
+        prepared.backward_data(recorded)
+    assert counter.get_total_flops() == data - skipped
+    with FlopCounterMode(display=False) as counter:
+        prepared.backward_weights(recorded)
+    assert counter.get_total_flops() == weights - skipped
