@@ -10,11 +10,11 @@ layer is two causal systems, one per direction; a deeper bidirectional stack is 
   ln|diag R| over the remaining T - warmup steps (natural log, per step), largest first.
   warmup >= T is refused: there would be nothing to average, and a silent clamp would report a
   less converged number under the requested name.
-- Largest singular value of each averaged step's J_t: Lanczos on J_t^T J_t with full
-  reorthogonalisation, LANCZOS_STEPS iterations from a seeded start, batched over steps (each step
-  its own Krylov space). Exact (to rounding) when the state has at most LANCZOS_STEPS entries;
-  otherwise a lower bound, within 1e-6 relative of the SVD in tests/test_dynamics.py (rnn, gru,
-  lstm, H = 64-128, saturated and not).
+- Largest singular value of each averaged step's J_t (the same Jacobians): Golub-Kahan-Lanczos
+  bidiagonalisation of J_t from a seeded start, batched over steps (each step its own Krylov
+  space), until every step's residual bound is within LANCZOS_RTOL of its estimate or after
+  LANCZOS_MAX iterations. Exact (to rounding) when the state has at most LANCZOS_MAX entries;
+  a lower bound otherwise, checked against the SVD of the formed J_t in tests/test_dynamics.py.
 - Gradient flow (``grad_flow``): L = <u, h_T> for a seeded unit vector u on the top layer's final
   state (all directions); dL/d(state of layer l at t) by J_t^T products (``jacobians.vjp``), the
   adjoint rescaled to unit norm every step with the log of the scale accumulated, so the log-norm
@@ -43,8 +43,10 @@ from rnnexp.stats import DIRECTIONS
 log = logging.getLogger(__name__)
 
 LYAPUNOV_FILE = "lyapunov.csv"
-LANCZOS_STEPS = 24  # Krylov dimension per step for the largest singular value
-CHUNK_ELEMENTS = 1 << 21  # coefficient and Lanczos-basis elements held at once per layer
+LANCZOS_MAX = 64  # Krylov steps per Jacobian at most, for its largest singular value
+LANCZOS_CHECK = 8  # test convergence every this many steps
+LANCZOS_RTOL = 1e-3  # stop when every residual bound is within this of its estimate (the error is ~ its square)
+CHUNK_ELEMENTS = 1 << 22  # coefficient or Lanczos-basis elements held at once (32 MiB in float64)
 SEEDS = {"u": 2, "frame": 3, "lanczos": 4}  # params use [seed, 0] and inputs [seed, 1]
 
 
@@ -99,8 +101,9 @@ def log_slope(log_norm: np.ndarray) -> float:
 # --- a System's steps ----------------------------------------------------------------------------------------
 
 
-def chunk_len(sys: jac.System, k: int = LANCZOS_STEPS) -> int:
-    per_step = max(GATES[sys.cell] * sys.hidden_size * 4, k * sys.size // len(sys.layers))
+def chunk_len(sys: jac.System) -> int:
+    """Steps per chunk: coefficients (~4 G*H per layer) and two Lanczos bases (2 x LANCZOS_MAX x S) per step."""
+    per_step = max(GATES[sys.cell] * sys.hidden_size * 4 * len(sys.layers), 2 * LANCZOS_MAX * sys.size)
     return max(1, CHUNK_ELEMENTS // per_step)
 
 
@@ -126,42 +129,93 @@ def spectrum(sys: jac.System, k: int, warmup: int, seed: int) -> np.ndarray:
     return lyapunov_qr(step_maps(sys), frame, warmup)
 
 
-def sigma_max(sys: jac.System, start: int, seed: int, iters: int = LANCZOS_STEPS) -> np.ndarray:
+def sigma_max(sys: jac.System, start: int, seed: int) -> np.ndarray:
     """Largest singular value of J_t for t = start..T-1 (module docstring: Lanczos, batched over steps)."""
     rng = np.random.default_rng([seed, SEEDS["lanczos"]])
     out = []
     for _, co in chunks(sys, start):
 
-        def jtj(v, co=co):
-            return jac.join(jac.vjp(sys, co, jac.jvp(sys, co, jac.split(sys, v)))[1])
+        def forward(v, co=co):
+            return jac.join(jac.jvp(sys, co, jac.split(sys, v)))
+
+        def backward(w, co=co):
+            return jac.join(jac.vjp(sys, co, jac.split(sys, w))[1])
 
         n = len(co[0][next(iter(co[0]))])
-        out.append(lanczos_top(jtj, rng.standard_normal((n, sys.size)), min(iters, sys.size)))
-    return np.sqrt(np.concatenate(out)) if out else np.array([])
+        out.append(top_singular_values(forward, backward, rng.standard_normal((n, sys.size))))
+    return np.concatenate(out) if out else np.array([])
 
 
-def lanczos_top(apply: Callable[[np.ndarray], np.ndarray], q: np.ndarray, iters: int) -> np.ndarray:
-    """Largest eigenvalue of each row's symmetric PSD operator: ``apply`` maps (n, S) to (n, S) row-wise."""
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    basis, alpha, beta = [q], [], []
-    for _ in range(iters):
-        w = apply(q)
-        alpha.append(np.einsum("ns,ns->n", q, w))
-        b = np.stack(basis)
-        for _ in range(2):  # full reorthogonalisation, twice is enough
-            w = w - np.einsum("jn,jns->ns", np.einsum("jns,ns->jn", b, w), b)
-        norm = np.linalg.norm(w, axis=1)
-        beta.append(norm)
-        scale = np.maximum(np.abs(np.stack(alpha)).max(axis=0), 1e-300)
-        live = norm > 1e-12 * scale  # else the Krylov space is invariant: the eigenvalue is found
-        q = np.where(live[:, None], w / np.where(live, norm, 1.0)[:, None], 0.0)
-        basis.append(q)
-    a, b = np.stack(alpha, axis=1), np.stack(beta[:-1], axis=1)
-    tri = np.zeros(a.shape + (a.shape[1],))
-    idx = np.arange(a.shape[1])
-    tri[:, idx, idx] = a
-    tri[:, idx[:-1], idx[1:]] = tri[:, idx[1:], idx[:-1]] = b
-    return np.maximum(np.linalg.eigvalsh(tri)[:, -1], 0.0)
+def top_singular_values(
+    forward: Callable[[np.ndarray], np.ndarray],
+    backward: Callable[[np.ndarray], np.ndarray],
+    v: np.ndarray,
+    max_iters: int = LANCZOS_MAX,
+    rtol: float = LANCZOS_RTOL,
+) -> np.ndarray:
+    """Largest singular value of each row's operator A_i (``forward``: rows v_i -> A_i v_i; ``backward``: A_i^T).
+
+    Golub-Kahan-Lanczos bidiagonalisation from the start rows ``v``, with full reorthogonalisation
+    (A itself, never A^T A, so a tiny A does not underflow); stops when every row's residual bound
+    beta_{m+1} |x_m| is within ``rtol`` of its estimate, or after ``max_iters`` (at most the size:
+    then exact). The estimate is a lower bound.
+    """
+    max_iters = min(max_iters, v.shape[1])
+    scale = np.zeros(v.shape[0])  # the largest alpha or beta so far, per row
+    vs = np.zeros((v.shape[0], max_iters + 1, v.shape[1]))  # the bases, one (m, S) block per row
+    us = np.zeros((v.shape[0], max_iters, v.shape[1]))
+    vs[:, 0] = _unit(v, scale)[1]
+    alpha, beta = [], []
+    for j in range(max_iters):
+        p = forward(vs[:, j]) - (beta[-1][:, None] * us[:, j - 1] if j else 0.0)
+        a, us[:, j] = _unit(_orthogonalise(p, us[:, :j]), scale)
+        r = backward(us[:, j]) - a[:, None] * vs[:, j]
+        b, vs[:, j + 1] = _unit(_orthogonalise(r, vs[:, : j + 1]), scale)
+        scale = np.maximum(scale, np.maximum(a, b))
+        alpha.append(a)
+        beta.append(b)
+        if (j + 1) % LANCZOS_CHECK == 0 or j + 1 == max_iters:
+            sigma, residual = _ritz(alpha, beta)
+            if np.all(residual <= rtol * sigma):
+                break
+    return sigma
+
+
+def safe_norm(w: np.ndarray) -> np.ndarray:
+    """L2 norm over the last axis that neither underflows nor overflows (squares of 1e-200 are 0 in float64)."""
+    big = np.abs(w).max(axis=-1, keepdims=True)
+    big = np.where(big > 0, big, 1.0)
+    return big[..., 0] * np.linalg.norm(w / big, axis=-1)
+
+
+def _orthogonalise(w: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """w (n, S) minus its projection on each row's basis (n, j, S): one classical Gram-Schmidt pass.
+
+    One pass leaves rounding-level loss of orthogonality, which can only add copies of converged
+    singular values (never a larger one) to the bidiagonal: harmless for the largest.
+    """
+    if basis.shape[1]:
+        w = w - (np.matmul(basis, w[:, :, None])[:, :, 0][:, None, :] @ basis)[:, 0]
+    return w
+
+
+def _unit(w: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(norms, rows scaled to unit norm); a row whose norm is rounding noise next to ``scale`` becomes 0."""
+    norm = safe_norm(w)
+    live = norm > 1e-14 * scale  # the Krylov space is exhausted: nothing more to find in that row
+    return np.where(live, norm, 0.0), np.where(live[:, None], w / np.where(live, norm, 1.0)[:, None], 0.0)
+
+
+def _ritz(alpha: list[np.ndarray], beta: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The bidiagonal's largest singular value per row and its residual bound beta_{m+1} |x_m|."""
+    a, b = np.stack(alpha, axis=1), np.stack(beta, axis=1)
+    m = a.shape[1]
+    bidiag = np.zeros((a.shape[0], m, m))
+    idx = np.arange(m)
+    bidiag[:, idx, idx] = a
+    bidiag[:, idx[:-1], idx[1:]] = b[:, :-1]
+    x, s, _ = np.linalg.svd(bidiag)
+    return s[:, 0], b[:, -1] * np.abs(x[:, -1, 0])
 
 
 def grad_log_norms(sys: jac.System, u: np.ndarray) -> np.ndarray:
@@ -173,8 +227,8 @@ def grad_log_norms(sys: jac.System, u: np.ndarray) -> np.ndarray:
         for t0, co in chunks(sys, reverse=True):
             for j in range(len(co[0][next(iter(co[0]))]) - 1, -1, -1):
                 total, adj = jac.vjp(sys, jac.at(co, j), adj)
-                out[:, t0 + j] = [np.log(np.linalg.norm(jac.join([b]))) + log_scale for b in total]
-                norm = np.linalg.norm(jac.join(adj))
+                out[:, t0 + j] = [np.log(safe_norm(jac.join([b]))) + log_scale for b in total]
+                norm = safe_norm(jac.join(adj))
                 if norm > 0:  # rescale: the log of the scale carries the magnitude
                     adj = jac.split(sys, jac.join(adj) / norm)
                     log_scale += np.log(norm)
@@ -192,7 +246,7 @@ def estimate_flops(cfg: RunConfig) -> float:
     """Floating-point operations of ``dynamics_columns`` for ``cfg`` (0 when both keys are off).
 
     Per direction and step, with G*H gate rows, H_out = proj_size or H, S the state size, k
-    = lyapunov_k, m = min(LANCZOS_STEPS, S): the coefficients (a one-vector step), the k-frame's
+    = lyapunov_k, m = min(LANCZOS_MAX, S): the coefficients (a one-vector step), the k-frame's
     JVP (k vectors) and QR (4 S k^2), and for the Jacobian norms m JVP+VJP pairs and the Lanczos
     reorthogonalisation (8 m^2 S / 2); gradient flow: one VJP.
     """
@@ -204,7 +258,7 @@ def estimate_flops(cfg: RunConfig) -> float:
         in_features = cfg.input_size if layer == 0 else ho * directions(cfg)
         per_vector += 2 * gh * (ho + (in_features if layer else 0)) + 20 * gh
         per_vector += 2 * ho * cfg.hidden_size if cfg.proj_size else 0
-    k, m = cfg.lyapunov_k, min(LANCZOS_STEPS, size)
+    k, m = cfg.lyapunov_k, min(LANCZOS_MAX, size)
     per_step = per_vector + 2 * gh * cfg.input_size  # coefficients, every pass counted once
     if k:
         per_step += k * per_vector + 4 * size * k**2 + 2 * m * per_vector + 4 * m * m * size
