@@ -82,3 +82,21 @@ def test_compare_false_alarms_quick(tmp_path):
     assert any(line.startswith("detected 1.5x slowdown (quiet): ") for line in lines), done.stdout
     figures = json.loads(out.read_text())
     assert figures["pairs"] == 1 and len(figures["ratios"]) == 1 and figures["ratios"][0] > 1  # NEW really ran slower
+
+
+def test_training_quick(tmp_path):
+    out = tmp_path / "training.json"
+    done = run_script("training.py", "--quick", "--json", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    for cell in ("rnn", "lstm", "gru"):
+        for start in (f"{cell} training step (T=10", f"ratio numpy/torch {cell} step:", f"step >= forward {cell}:"):
+            assert any(line.startswith(start) for line in lines), (start, done.stdout)
+    for backend in ("numpy", "torch", "torch_cell", "torch_compile"):
+        assert sum(line.startswith(f"  {backend} ") for line in lines) == 3, (backend, done.stdout)
+    figures = json.loads(out.read_text())
+    for fig in figures["cells"].values():
+        assert fig["ratio_numpy_torch"] > 0
+        for backend in fig["backends"].values():
+            assert backend["grad_parity_ok"] and backend["grad_max_abs_err_vs_ref"] < 1e-3  # the runs were real
+            assert min(backend[f"{p}_time_median_ms"] for p in ("fwd", "bwd_data", "bwd_weights")) > 0
