@@ -41,8 +41,13 @@ POOL_THREAD_NAME = "tf_XLAEigen"  # XLA's intra-op pool, one thread each, named 
 PRECISION = jax.lax.Precision.HIGHEST
 
 
+_pinned: list[int] = []  # the count pin_threads gave XLA: the answer where /proc cannot be read
+
+
 def pool_threads() -> int:
     """Threads in this process's XLA CPU compute pool (0 before JAX's CPU client exists)."""
+    if not os.path.isdir("/proc/self/task"):  # not Linux: trust the pin
+        return _pinned[0] if _pinned else 0
     count = 0
     for tid in os.listdir("/proc/self/task"):
         try:
@@ -67,6 +72,7 @@ def pin_threads(n: int) -> int:
         os.environ["PJRT_NPROC"] = str(n)  # read once, by the client created on the next line
         try:
             jax.devices("cpu")
+            _pinned[:] = [n]
         finally:  # the processes this one starts choose their own
             if before is None:
                 del os.environ["PJRT_NPROC"]
