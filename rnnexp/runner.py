@@ -1,14 +1,22 @@
 """One job, start to finish: validate, build weights and inputs, time the forward, check it, make a row.
 
 Plain functions on a typed RunConfig; nothing here knows about Hydra.
+
+Outside its timed calls a job does as little as it can: its peak memory is measured on the last
+warm-up call (``measure``'s probe) rather than on an extra call; the float64 reference, its
+statistics and side tables come from ``rnnexp.refcache`` (computed once per distinct network, the
+gates counted while the reference runs); the GEMM peak is measured once per sweep. A job expected
+to run long (``expected_forward_s``) logs its estimate first and its progress while timing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,14 +25,13 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from rnnexp import backends
+from rnnexp import backends, refcache
 from rnnexp.backends import Outputs
-from rnnexp.backends.numpy_ref import reference
 from rnnexp.config import ConfigError, Mode, RunConfig, as_flat_dict, validate
+from rnnexp.envinfo import CpuMeter, load_avg_1m, row_fields, slurm_job_id
 from rnnexp.envinfo import collect as collect_env
-from rnnexp.envinfo import row_fields
 from rnnexp.flops import achieved_gflops, forward_flops
-from rnnexp.measure import Measurement, measure
+from rnnexp.measure import Measurement, Progress, measure, samples_table
 from rnnexp.memory import (
     activation_bytes,
     estimate_job_bytes,
@@ -34,9 +41,22 @@ from rnnexp.memory import (
     peak_method,
 )
 from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape, make_inputs, make_params
-from rnnexp.peak import gemm_peak_gflops, peak_frac
-from rnnexp.results import STEPS_FILE
-from rnnexp.stats import state_stats, step_table
+from rnnexp.peak import gemm_peak, peak_frac
+from rnnexp.stats import output_columns
+
+log = logging.getLogger(__name__)
+
+SAMPLES_FILE = "samples.csv"  # every timed block, long form (measure.samples_table); joins on job_num
+FORWARD_PHASE = "forward"  # samples.csv's phase for an inference job's timed forward
+LONG_JOB_S = 10.0  # a job whose timed calls are expected to take longer logs its estimate before timing
+PROGRESS_EVERY_S = 10.0  # while timing, progress is logged at most this often
+# Rule of thumb for a forward's seconds: FLOPs at PEAK_SHARE of the GEMM peak, plus a fixed cost per
+# step of each layer and direction (Python and library calls). Good to a factor of about 3: large
+# configurations run at 0.3-0.9 of the peak; small ones are dominated by the per-step cost, 2-10 us
+# (numpy, nn.*) or 30-40 us (a per-step Python loop of torch ops) on this machine.
+PEAK_SHARE = 0.5
+STEP_COST_S = {"torch_cell": 4e-5, "torch_compile": 4e-5}
+DEFAULT_STEP_COST_S = 1e-5
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,9 +66,13 @@ def environment() -> dict[str, Any]:
 
 
 def provenance() -> dict[str, Any]:
-    """The versions and host fields every row repeats (the task's rows and the launcher's error rows)."""
+    """The versions and host fields every row repeats (the task's rows and the launcher's error rows).
+
+    ``slurm_job_id`` is read afresh: one process may run several SLURM tasks' jobs in turn.
+    """
     env = environment()
-    return {k: env[k] for k in ("python_version", "torch_version", "numpy_version")} | row_fields(env)
+    versions = {k: env[k] for k in ("python_version", "torch_version", "numpy_version")}
+    return versions | row_fields(env) | {"slurm_job_id": slurm_job_id()}
 
 
 @contextlib.contextmanager
@@ -104,16 +128,86 @@ class Forward:
     peak_mem_bytes: int
 
 
-def run_forward(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Forward:
-    """Time the backend's forward with ``cfg.threads`` threads, then measure one call's peak memory."""
+def run_forward(
+    cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, peak_gflops: float | None = None
+) -> Forward:
+    """Time the backend's forward with ``cfg.threads`` threads; one call's peak memory on the last warm-up.
+
+    Tracing allocations slows the call it watches, so it watches a warm-up call, which is discarded
+    anyway (an extra untimed call when ``timing.warmup`` is 0). ``peak_gflops`` (CPU) sizes the
+    job's time estimate: a job expected to take long says so before timing and how far it is while.
+    """
     backend = backends.load(cfg.backend)  # imports the framework before its threads are pinned
     with limited_threads(cfg.threads):
         prepared = backend.prepare(cfg, params, x)
+        peaks: list[int] = []
+
+        def probe(call):
+            peaks.append(peak_forward_bytes(call, prepared.device, framework_of(cfg.backend)))
+
+        forward_s = expected_forward_s(cfg, peak_gflops) if prepared.device == "cpu" else None
+        log_estimate(cfg, forward_s)
         with prepared.context():
-            measurement, result = measure(prepared.call, cfg.timing, prepared.sync)
-            # After timing, never inside it: tracing allocations slows the call it watches.
-            peak = peak_forward_bytes(prepared.call, prepared.device, framework_of(cfg.backend))
-    return Forward(prepared, measurement, prepared.fetch(result), peak)
+            measurement, result = measure(
+                prepared.call, cfg.timing, prepared.sync, progress=ProgressLog(job_label(cfg)), probe=probe
+            )
+    return Forward(prepared, measurement, prepared.fetch(result), peaks[0])
+
+
+def job_label(cfg: RunConfig) -> str:
+    sizes = f"H={cfg.hidden_size} B={cfg.batch_size} T={cfg.timesteps} L={cfg.layers}"
+    return f"{cfg.cell.value} {sizes}{' bi' if cfg.bidirectional else ''} on {cfg.backend}"
+
+
+def expected_forward_s(cfg: RunConfig, peak_gflops: float | None) -> float | None:
+    """A forward's seconds by the rule of thumb (``PEAK_SHARE``, ``STEP_COST_S``); None without a peak."""
+    if not peak_gflops or peak_gflops <= 0:
+        return None
+    steps = cfg.timesteps * cfg.layers * (2 if cfg.bidirectional else 1)
+    per_step = STEP_COST_S.get(cfg.backend, DEFAULT_STEP_COST_S)
+    return forward_flops(cfg) / (PEAK_SHARE * peak_gflops * 1e9) + steps * per_step
+
+
+def expected_timed_s(cfg: RunConfig, forward_s: float) -> float:
+    """Seconds of timed calls for a forward of ``forward_s``: cold call, warm-ups, block sizing, blocks."""
+    t = cfg.timing
+    blocks_s = max(t.min_run_time_s, t.min_blocks * max(forward_s, t.block_min_s))
+    return (1 + max(t.warmup, 1)) * forward_s + max(forward_s, t.block_min_s) + blocks_s
+
+
+def log_estimate(cfg: RunConfig, forward_s: float | None) -> None:
+    """Say before timing when the timed calls are expected to take over LONG_JOB_S."""
+    if forward_s is None:
+        return
+    total = expected_timed_s(cfg, forward_s)
+    if total >= LONG_JOB_S:
+        log.info(
+            "%s: expected to run long: a forward ~%.3g s (%.3g FLOPs at ~%.0f%% of the GEMM peak, plus %d steps), "
+            "timed calls ~%.0f s; progress every %.0f s",
+            job_label(cfg),
+            forward_s,
+            forward_flops(cfg),
+            100 * PEAK_SHARE,
+            cfg.timesteps * cfg.layers * (2 if cfg.bidirectional else 1),
+            total,
+            PROGRESS_EVERY_S,
+        )
+
+
+class ProgressLog:
+    """``measure``'s progress hook: one log line at most every ``every_s`` of the measurement's clock."""
+
+    def __init__(self, label: str, every_s: float = PROGRESS_EVERY_S):
+        self.label, self.every_s, self.last_s = label, every_s, 0.0
+
+    def __call__(self, p: Progress) -> None:
+        if p.elapsed_s - self.last_s < self.every_s:
+            return
+        self.last_s = p.elapsed_s
+        where = {"cold": "cold call done", "warmup": "warming up", "sizing": "block size set"}.get(p.stage)
+        if where is None:
+            where = f"block {p.blocks_done}/{p.blocks_expected} done ({p.block_size} calls each)"
+        log.info("%s: %s, %.0f s elapsed", self.label, where, p.elapsed_s)
 
 
 def shape_columns(cfg: RunConfig, out: Outputs) -> dict[str, Any]:
@@ -126,22 +220,36 @@ def shape_columns(cfg: RunConfig, out: Outputs) -> dict[str, Any]:
     return cols
 
 
-def work_columns(cfg: RunConfig, fwd: Forward, peak_dir: Path | None) -> dict[str, Any]:
-    """FLOPs, achieved GFLOP/s, its share of this machine's GEMM peak, and memory figures."""
+def cpu_peak(cfg: RunConfig, peak_dir: Path | None) -> dict[str, Any] | None:
+    """This machine's GEMM peak record for the job's dtype and threads (cached in ``peak_dir``); None on a GPU."""
+    if cfg.device.value == "cuda":
+        return None
+    return gemm_peak(cfg.dtype.value, cfg.threads, peak_dir)
+
+
+def work_columns(cfg: RunConfig, fwd: Forward, peak: dict[str, Any] | None) -> dict[str, Any]:
+    """FLOPs, achieved GFLOP/s, its share of this machine's GEMM peak (and whether that was loaded), memory."""
     flops = forward_flops(cfg)
     achieved = achieved_gflops(flops, fwd.measurement.median_s)
     # The yardstick is a CPU GEMM; a GPU row has none here.
-    peak = gemm_peak_gflops(cfg.dtype.value, cfg.threads, peak_dir) if fwd.prepared.device == "cpu" else None
+    peak = peak if fwd.prepared.device == "cpu" else None
+    peak_gflops = float(peak["gflops"]) if peak else None
     return {
         "flops": flops,
         "gflops": achieved,
-        "peak_gflops": peak,
-        "peak_frac": peak_frac(achieved, peak) if peak else None,
+        "peak_gflops": peak_gflops,
+        "peak_frac": peak_frac(achieved, peak_gflops) if peak_gflops else None,
+        "peak_loaded": peak.get("loaded") if peak else None,
         "param_bytes": param_bytes(cfg),
         "activation_bytes": activation_bytes(cfg),
         "peak_mem_bytes": fwd.peak_mem_bytes,
         "peak_mem_method": peak_method(fwd.prepared.device, framework_of(cfg.backend)),
     }
+
+
+def timing_columns(cfg: RunConfig, meas: Measurement) -> dict[str, Any]:
+    """The timing statistics, the wall seconds of every timed call, and CPU per wall second over the blocks."""
+    return meas.columns(cfg.timing.noisy_frac) | {"timed_s": meas.timed_s, "cpu_util": meas.cpu_util}
 
 
 @dataclass
@@ -155,29 +263,66 @@ class JobContext:
 
 @dataclass
 class JobResult:
-    """A job's row and its long-form side tables by file name (``steps.csv``, ...), without ``job_num``."""
+    """A job's row and its long-form side tables by file name (``steps.csv``, ...), without ``job_num``.
+
+    ``phases``: wall seconds per part of the job (``timed``, ``reference``, ...), for profiling; not written.
+    """
 
     row: dict[str, Any]
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class _Phases:
+    """Wall seconds per named part of a job, in order."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def reference_threads(cfg: RunConfig, concurrent_jobs: int) -> int:
+    """BLAS threads for the untimed reference: this job's share of the cores, at least its own threads."""
+    return max(cfg.threads, usable_cores() // max(concurrent_jobs, 1))
 
 
 def execute(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
     """Run the job's forward on its backend; the measured columns and the side tables."""
     ctx = ctx or JobContext()
-    params, x = make_params(cfg), make_inputs(cfg)
-    fwd = run_forward(cfg, params, x)
-    ref = reference(cfg, params, x)
-    row = {
-        "device_used": fwd.prepared.device,
-        **shape_columns(cfg, fwd.out),
-        **fwd.measurement.columns(cfg.timing.noisy_frac),
-        "compile_s": fwd.prepared.compile_s,
-        **work_columns(cfg, fwd, ctx.peak_dir),
-        **state_stats(cfg, fwd.out, ref, params, x),
-        **parity(cfg, fwd.out, ref),
-        **fwd.prepared.extra,
-    }
-    return JobResult(row, {STEPS_FILE: step_table(cfg, ref)})
+    phase = _Phases()
+    with phase("inputs"):
+        params, x = make_params(cfg), make_inputs(cfg)
+    with phase("gemm_peak"):
+        peak = cpu_peak(cfg, ctx.peak_dir)
+    with phase("forward"):
+        fwd = run_forward(cfg, params, x, peak["gflops"] if peak else None)
+    with phase("reference"):
+        ref = refcache.reference_result(cfg, params, x, ctx.cache_dir, reference_threads(cfg, ctx.concurrent_jobs))
+    with phase("statistics"):
+        row = {
+            "device_used": fwd.prepared.device,
+            **shape_columns(cfg, fwd.out),
+            **timing_columns(cfg, fwd.measurement),
+            "compile_s": fwd.prepared.compile_s,
+            **work_columns(cfg, fwd, peak),
+            **output_columns(cfg, fwd.out),
+            **ref.stats,
+            **parity(cfg, fwd.out, ref.outputs),
+            **fwd.prepared.extra,
+        }
+        tables = {**ref.tables, SAMPLES_FILE: samples_table({FORWARD_PHASE: fwd.measurement})}
+    phase.seconds["timed"] = fwd.measurement.timed_s
+    phase.seconds["forward_untimed"] = phase.seconds.pop("forward") - fwd.measurement.timed_s
+    parts = ", ".join(f"{k} {v:.3f} s" for k, v in phase.seconds.items())
+    log.debug("%s: %s (reference: %s)", job_label(cfg), parts, ref.source)
+    return JobResult(row, tables, phase.seconds)
 
 
 def one_line(exc: BaseException) -> str:
@@ -223,11 +368,17 @@ def check_implemented(cfg: RunConfig) -> None:
 
 
 def run_job(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
-    """The job's row and side tables; a failure is recorded in the row (status=error), never raised."""
+    """The job's row and side tables; a failure is recorded in the row (status=error), never raised.
+
+    Every row, an error row too, says how busy the machine was (``load_avg_1m`` at the start,
+    ``other_cpu_s`` during the job), how long the job took (``job_wall_s``) and where it ran.
+    """
     ctx = ctx or JobContext()
+    start, meter, load = time.perf_counter(), CpuMeter(), load_avg_1m()
     row: dict[str, Any] = as_flat_dict(cfg)
     row["concurrent_jobs"] = ctx.concurrent_jobs
     tables: dict[str, pd.DataFrame] = {}
+    phases: dict[str, float] = {}
     try:
         validate(cfg)
         check_implemented(cfg)
@@ -235,9 +386,10 @@ def run_job(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
         check_memory(cfg)
         done = execute(cfg, ctx)
         row.update(done.row)
-        tables = done.tables
+        tables, phases = done.tables, done.phases
         row.update(status="ok", error="")
     except Exception as exc:  # a failed job is a row, so the sweep and its table survive
         row.update(status="error", error=one_line(exc))
+    row.update(load_avg_1m=load, other_cpu_s=meter.other_cpu_s(), job_wall_s=time.perf_counter() - start)
     row.update(provenance())
-    return JobResult(row, tables)
+    return JobResult(row, tables, phases)

@@ -42,7 +42,7 @@ SATURATION = 0.99  # |h| above this counts as saturated (tanh's slope there is <
 GATE_MARGIN = 0.01  # a gate within this of one of its bounds counts as saturated
 MAX_STEPS = 200  # step_table keeps at most this many timesteps per (layer, direction)
 CHUNK_ELEMENTS = 1 << 22  # gate pre-activations held at once while recomputing gates
-OBSERVE_CHUNK_ELEMENTS = 1 << 18  # gate activations the reference's observer buffers before counting them
+OBSERVE_CHUNK_ELEMENTS = 1 << 16  # gate activations the observer buffers before counting them (~1 MB held)
 DIRECTIONS = ("forward", "reverse")
 GATE_NAMES = {Cell.rnn: ("h",), Cell.lstm: ("i", "f", "g", "o"), Cell.gru: ("r", "z", "n")}
 _BOUNDS = {"h": (-1.0, 1.0), "g": (-1.0, 1.0), "n": (-1.0, 1.0)}  # tanh; every other gate is a sigmoid
@@ -227,9 +227,9 @@ class _StepBuffer:
         acts = h if self.use_h else gates
         if self.acts is None:
             steps = min(self.steps_left, max(1, OBSERVE_CHUNK_ELEMENTS // acts.size))
-            # The chunk, two scratch arrays and the flags, allocated once: fresh temporaries this size
-            # would cost a page fault per page at every chunk.
-            self.acts, self.below, self.above = (np.empty((steps, *acts.shape)) for _ in range(3))
+            # The chunk, a scratch array and the flags, allocated once per part: fresh temporaries
+            # at every chunk would cost a page fault per page.
+            self.acts, self.below = np.empty((steps, *acts.shape)), np.empty((steps, *acts.shape))
             self.flags = np.empty((steps, *acts.shape), bool)
             self.cs = np.empty((steps, *c.shape)) if c is not None else None
         self.acts[self.n] = acts
@@ -239,16 +239,18 @@ class _StepBuffer:
         self.steps_left -= 1
         if self.n == len(self.acts) or self.steps_left == 0:
             self.flush()
+        if self.steps_left == 0:
+            self.acts = self.below = self.flags = self.cs = None  # this part is done: free its buffers
 
     def flush(self) -> None:
         """Count the buffered steps: ``gate_saturated``'s arithmetic, on every gate at once."""
         if not self.n:
             return
-        acts, below, above, flags = (a[: self.n] for a in (self.acts, self.below, self.above, self.flags))
+        acts, below, flags = (a[: self.n] for a in (self.acts, self.below, self.flags))
         hidden = self.counter.cfg.hidden_size
         with np.errstate(all="ignore"):
             np.subtract(acts, self.lo, out=below)
-            np.subtract(self.hi, acts, out=above)
+            above = np.subtract(self.hi, acts, out=acts)  # the copy is ours to overwrite
             np.less(np.minimum(below, above, out=below), GATE_MARGIN, out=flags)
             per_gate = [np.count_nonzero(flags[..., j * hidden : (j + 1) * hidden]) for j in self.order]
             cs = self.cs[: self.n] if self.cs is not None else None
