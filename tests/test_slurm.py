@@ -188,9 +188,9 @@ def cluster():
         pytest.skip(reason)
 
 
-def _launcher(name: str) -> list[str]:
+def _launcher(name: str, timeout_min: int = 10) -> list[str]:
     """hydra/launcher=slurm for a test: small memory, a short grace, and a job name of its own to find its jobs."""
-    args = ["hydra/launcher=slurm", "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=10",
+    args = ["hydra/launcher=slurm", "hydra.launcher.mem_gb=1", f"hydra.launcher.timeout_min={timeout_min}",
             "hydra.launcher.poll_s=0.5", "hydra.launcher.lost_after_s=5", f"hydra.launcher.name={name}"]  # fmt: skip
     return args if LEAD_MANIFEST else [*args, f"hydra.launcher.lost_recorder={STANDIN}"]
 
@@ -321,14 +321,13 @@ def test_resume_submits_only_the_lost_job(cancelled_sweep, tmp_path):
 
 @pytest.mark.slow
 def test_a_job_over_its_time_limit_is_a_timeout_row(cluster, tmp_path):
-    # SLURM time limits are whole minutes in submitit's timeout_min; sbatch also takes MM:SS, so 10 s here.
+    # SLURM's shortest time limit is a minute (it checks limits about every 30 s): this test takes ~1.5 min.
     name = f"rnnexp-timeout-{uuid.uuid4().hex[:6]}"
     sweep_dir = tmp_path / "sweep"
-    limit = ["+hydra.launcher.additional_parameters.time='0:10'", "timing.min_run_time_s=600",
-             "timing.max_run_time_s=600"]  # fmt: skip
-    proc = subprocess.run([sys.executable, "-m", "rnnexp", "-m", "seed=0", *limit, *_launcher(name),
-                           f"hydra.sweep.dir={sweep_dir}"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    args = ["-m", "seed=0", "timing.min_run_time_s=600", "timing.max_run_time_s=600", *_launcher(name, timeout_min=1),
+            f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "rnnexp", *args], cwd=tmp_path, env=_env(), capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
     assert proc.returncode == 1, proc.stdout + proc.stderr
     row = pd.read_csv(sweep_dir / "results.csv").iloc[0]
     assert row.status == "error" and "TIMEOUT" in row.error

@@ -43,7 +43,7 @@ class WaitBound:
     """How long the driver waits on the scheduler (the launcher config's keys of the same names)."""
 
     poll_s: float = 2.0
-    lost_after_s: float = 60.0
+    lost_after_s: float = 30.0
     no_answer_s: float = 600.0
     max_wait_min: float = 1440.0
 
@@ -189,7 +189,7 @@ def _result(job: Any) -> tuple[str, Any] | None:
 
 
 def _outcome(job: Any) -> str:
-    """ "success" (the value is the task's JobReturn), "error" (a traceback), or "" (no result yet)."""
+    """The result's outcome: "success" (its value is the task's JobReturn), "error" (a traceback), "" (none yet)."""
     result = _result(job)
     return result[0] if result else ""
 
@@ -242,7 +242,7 @@ if SlurmLauncher is not None:
         poll_s: float = 2.0
         # a job that has left the queue without a result (or that neither squeue nor sacct reports) is
         # lost this many seconds after the scheduler last reported it queued or running
-        lost_after_s: float = 60.0
+        lost_after_s: float = 30.0
         # when neither squeue nor sacct answers (controller down, no accounting and purged) for this long,
         # the jobs still waited for are lost
         no_answer_s: float = 600.0
@@ -331,8 +331,8 @@ if SlurmLauncher is not None:
             import submitit
             from omegaconf import OmegaConf
 
-            init = {"folder": self.params["submitit_folder"], "slurm_max_num_timeout": self.params["max_num_timeout"]}
-            executor = submitit.AutoExecutor(cluster="slurm", **init)
+            init = {"slurm_max_num_timeout": self.params["max_num_timeout"]} if "max_num_timeout" in self.params else {}
+            executor = submitit.AutoExecutor(cluster="slurm", folder=self.params["submitit_folder"], **init)
             base = set(OmegaConf.structured(BaseQueueConf).keys())
             skip = {"submitit_folder", "max_num_timeout"}
             executor.update_parameters(
