@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -289,7 +290,8 @@ def test_rerun_of_one_row_compares_clean(tmp_path):
     sweep = _sweep_dir(tmp_path)
     row = schema.read_table(sweep / "7" / schema.RESULTS).iloc[0]
     rerun = tmp_path / "rerun"
-    cmd = f"{row['command']} hydra.run.dir={rerun}"
+    assert row["command"].startswith("python -m rnnexp ")
+    cmd = f"{shlex.quote(sys.executable)}{row['command'][len('python') :]} hydra.run.dir={rerun}"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     assert subprocess.run(cmd, shell=True, cwd=tmp_path, env=env, capture_output=True).returncode == 0
     done = subprocess.run([sys.executable, "-m", "rnnexp.review.compare", str(sweep / "7"), str(rerun),
