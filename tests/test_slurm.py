@@ -276,7 +276,7 @@ def test_rows_record_where_they_ran(cluster, tmp_path):
     table = pd.read_csv(sweep_dir / "results.csv", dtype={"slurm_job_id": str})
     assert sorted(table.slurm_job_id) == sorted(_submitted_tasks(sweep_dir))
     nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True).stdout.split()
-    assert set(table.host) <= set(nodes)
+    assert set(table.hostname) <= set(nodes)
 
 
 @pytest.fixture(scope="module")
