@@ -42,7 +42,7 @@ def sweep(args: list[str], out: Path) -> Path:
     done = cli(["-m", "rnnexp", "-m", *args, f"hydra.sweep.dir={out}"], ROOT)
     if done.returncode not in (0, 1):
         raise SystemExit(f"sweep failed: {' '.join(args)}\n{done.stderr[-2000:]}")
-    if not (out / "samples.csv").is_file():
+    if not (out / "samples.csv").is_file() and not list(out.glob("*/samples.csv")):  # compare reads either
         raise SystemExit(
             f"{out}: the CLI wrote no samples.csv, so compare cannot judge timings (every verdict would be "
             "inconclusive and these figures meaningless); run this once the row producer writes samples.csv"
