@@ -126,13 +126,13 @@ def line(engine: str, fig: dict) -> str:
 
 
 def ranking(results: dict[str, dict[str, dict]], engines: tuple[str, ...]) -> list[tuple[str, float, int]]:
-    """(engine, geometric mean of its ratio to torch, n configs) over the configs every engine ran, fastest first."""
-    shared = [name for name, figs in results.items() if all("ratio_to_torch" in figs[e] for e in engines)]
+    """(engine, geometric mean of its ratio to torch, n configs), fastest first: the engines that ran every config."""
     ranked = []
     for engine in engines:
-        logs = [math.log(results[name][engine]["ratio_to_torch"]) for name in shared]
-        ranked.append((engine, math.exp(sum(logs) / len(logs)) if logs else float("nan"), len(shared)))
-    return sorted(ranked, key=lambda r: (math.isnan(r[1]), r[1]))
+        ratios = [figs[engine].get("ratio_to_torch") for figs in results.values()]
+        if ratios and None not in ratios:
+            ranked.append((engine, math.exp(sum(map(math.log, ratios)) / len(ratios)), len(ratios)))
+    return sorted(ranked, key=lambda r: r[1])
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -169,7 +169,9 @@ def run(args: argparse.Namespace, peak_dir: Path) -> dict:
             print(line(engine, fig), flush=True)
     ranked = ranking(results, args.engines)
     shown = "  ".join(f"{i}. {engine} x{ratio:.3f}" for i, (engine, ratio, _) in enumerate(ranked, 1))
-    print(f"ranking (geometric mean of time / torch over the {ranked[0][2]} configs every engine ran): {shown}")
+    left_out = [e for e in args.engines if e not in {r[0] for r in ranked}]
+    shown += f"  (not ranked, an error in some config: {', '.join(left_out)})" if left_out else ""
+    print(f"ranking (geometric mean of time / torch over the {len(results)} configs): {shown}")
     figures = {
         "args": {k: str(v) for k, v in vars(args).items()},
         "gemm_peak": peak,

@@ -26,6 +26,7 @@ from rnnexp.params import make_inputs, make_params
 from rnnexp.runner import PARITY_TOL, JobContext, max_abs_err, parity, run_job
 from test_backends import CELLS, LAYOUT_IDS, LAYOUTS, config, run_backend, torch_outputs
 
+PJRT_NPROC_BEFORE = os.environ.get("PJRT_NPROC")  # before the jax_pool fixture pins XLA
 ORT_CELLS = [c for c in CELLS if c != "lstm_proj"]  # ONNX's LSTM has no projection: refused, tested below
 VARIANTS = list(itertools.product([True, False], [True, False], [1, 3]))  # batch_first, bias, batch_size
 STRUCTURES = list(itertools.product(CELLS, [1, 2, 3], [False, True]))  # cell, layers, bidirectional
@@ -267,13 +268,14 @@ with limited_threads(threads):
     with prepared.context():
         prepared.call()
         prepared.sync()
-        cpu, wall, calls = time.process_time(), time.perf_counter(), 0
+        cpu, own, wall, calls = time.process_time(), time.thread_time(), time.perf_counter(), 0
         while time.perf_counter() - wall < 1.0:
             prepared.call()
             prepared.sync()
             calls += 1
-        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-print(json.dumps({"cpu_per_wall": cpu / wall, "calls": calls, "added": added, **prepared.extra}))
+        cpu, own, wall = time.process_time() - cpu, time.thread_time() - own, time.perf_counter() - wall
+print(json.dumps({"cpu_per_wall": cpu / wall, "caller_share": own / cpu, "calls": calls, "added": added,
+                  **prepared.extra}))
 """
 
 
@@ -304,3 +306,10 @@ def test_the_engine_keeps_to_its_threads(backend, threads):
     assert probe["cpu_per_wall"] <= threads + 0.25, probe
     if backend == "onnxruntime":
         assert probe["added"] == threads - 1, probe  # the intra-op pool: the calling thread is one of them
+    if threads == 1:  # both compute on the calling thread (jax: its client dispatches inline)
+        assert probe["caller_share"] > 0.8, probe
+
+
+def test_jax_settings_are_restored_after_pinning(jax_pool):
+    assert jax.config.values["jax_cpu_enable_async_dispatch"] is True
+    assert os.environ.get("PJRT_NPROC") == PJRT_NPROC_BEFORE  # processes started later choose their own

@@ -12,10 +12,13 @@ use JAX in a process sets ``PJRT_NPROC=threads`` before the client exists, and a
 for another count is refused: the pool cannot change. ``engine_threads`` is the pool's size as
 counted from its threads (``tf_XLAEigen``), not the number asked for.
 
-On a CPU each call waits for its own result: JAX dispatches asynchronously, and the Python thread
-would otherwise prepare the next call while XLA's pool computes this one, a second busy core for
-``threads=1`` (torch and ONNX Runtime compute on the calling thread). On a GPU calls queue, as
-torch's do, and ``sync`` waits for the last one before every clock read (a device runs them in order).
+On a CPU each call computes on the calling thread where XLA's pool would not split the work (the
+client is made with ``jax_cpu_enable_async_dispatch`` off), and waits for its own result otherwise:
+with asynchronous dispatch the Python thread would prepare the next call while the pool computes
+this one, a second busy core for ``threads=1``, and every call would pay two thread wake-ups (33
+against 20 us for a tiny forward here). torch and ONNX Runtime compute on the calling thread too.
+On a GPU calls queue, as torch's do, and ``sync`` waits for the last one before every clock read
+(a device runs them in order).
 """
 
 from __future__ import annotations
@@ -66,14 +69,20 @@ def check(cfg: RunConfig) -> None:
 
 
 def pin_threads(n: int) -> int:
-    """Create JAX's CPU client with an ``n``-thread pool, unless it exists; return the pool's size."""
+    """Create JAX's CPU client with an ``n``-thread pool, unless it exists; return the pool's size.
+
+    The client also runs a computation that its pool would not split on the calling thread
+    (``jax_cpu_enable_async_dispatch`` off while it is created, which is when it is read).
+    """
     if not pool_threads():
-        before = os.environ.get("PJRT_NPROC")
-        os.environ["PJRT_NPROC"] = str(n)  # read once, by the client created on the next line
+        before, dispatch = os.environ.get("PJRT_NPROC"), jax.config.values["jax_cpu_enable_async_dispatch"]
+        os.environ["PJRT_NPROC"] = str(n)  # read once, by the client created below
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
         try:
             jax.devices("cpu")
             _pinned[:] = [n]
-        finally:  # the processes this one starts choose their own
+        finally:  # the processes this one starts, and JAX's settings, are as they were
+            jax.config.update("jax_cpu_enable_async_dispatch", dispatch)
             if before is None:
                 del os.environ["PJRT_NPROC"]
             else:
