@@ -14,6 +14,7 @@ from rnnexp.backends.training import (
     cotangents,
     grad_parity,
     run_training,
+    training_bytes_breakdown,
 )
 from rnnexp.config import Cell, ConfigError, Dtype, Mode, RunConfig, TimingConfig, validate
 from rnnexp.memory import peak_forward_bytes
@@ -133,6 +134,24 @@ def test_training_memory_grows_with_timesteps():
         prepared = backends.load("numpy").prepare_training(cfg, make_params(cfg), make_inputs(cfg), *cotangents(cfg))
         peaks.append(peak_forward_bytes(prepared.step, "cpu", "numpy"))
     assert peaks[1] > 3 * peaks[0]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_memory_estimate_bounds_what_training_holds(cell):
+    # Measured peaks (tracemalloc for numpy and the float64 reference, torch's profiler for torch)
+    # under the estimate's phases: the numbers that keep a job from being killed for memory.
+    cfg = RunConfig(cell=Cell(cell), hidden_size=32, input_size=16, timesteps=40, batch_size=4, layers=2)
+    cfg.bidirectional = True
+    parts = training_bytes_breakdown(cfg)
+    params, x = make_params(cfg), make_inputs(cfg)
+    cots = cotangents(cfg)
+    for backend in TRAINERS:
+        prepared = backends.load(backend).prepare_training(cfg, params, x, *cots)
+        with prepared.context():
+            peak = peak_forward_bytes(prepared.step, "cpu", "numpy" if backend == "numpy" else "torch")
+        assert 0 < peak <= parts["training_phase"], backend
+    assert peak_forward_bytes(lambda: gradients(cfg, params, x, *cots)) <= parts["grad_reference_phase"]
+    assert parts["held"] > 0
 
 
 def test_a_backend_that_cannot_train_is_refused_in_one_line():

@@ -22,6 +22,7 @@ cuDNN's ``BackwardWeights``, which reuses what ``BackwardData`` left in its rese
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -32,7 +33,15 @@ import numpy as np
 from rnnexp.backends import Outputs
 from rnnexp.config import Cell, RunConfig
 from rnnexp.measure import Measurement, measure
-from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape
+from rnnexp.params import (
+    GATES,
+    directions,
+    expected_c_n_shape,
+    expected_h_n_shape,
+    expected_output_shape,
+    input_shape,
+    out_size,
+)
 
 PHASES = ("step", "fwd", "bwd_data", "bwd_weights")
 
@@ -99,6 +108,45 @@ def grad_parity(cfg: RunConfig, got: list[dict[str, np.ndarray]], ref: dict[str,
     return {"grad_max_abs_err_vs_ref": err, "grad_parity_tol": tol, "grad_parity_ok": bool(err <= tol)}
 
 
+# A training step's peak over its recording (numpy_grad.saved_bytes): measured 1.3-3.3x across
+# numpy, torch (oneDNN's LSTM workspace is the largest), torch_cell and torch_compile at H=64, T=50,
+# two bidirectional layers; the estimate allows 4x, plus the backward's own temporaries.
+SAVED_FACTOR = 4
+
+
+def training_bytes_breakdown(cfg: RunConfig) -> dict[str, int]:
+    """What mode=training adds to ``rnnexp.memory.job_bytes_breakdown``: more held, and two more phases.
+
+    Sizes as there: P parameters, X inputs, A outputs and states, S = ``numpy_grad.saved_bytes`` (the
+    recording), W = T*B*D*G*H (a layer's gate gradients or input projection, all directions),
+    I = T*B*max(input_size, D*H_out) (a layer's input gradient), s the job's itemsize, 8 float64's.
+
+    - held (added): the recording the backward phases reuse, the step's outputs and gradients, both
+      phases' gradients, and the float64 reference gradients: S + (A + 2P + 2X) s + (P + X) 8.
+    - training_phase: one step, SAVED_FACTOR x S for what an engine keeps (autograd's saved tensors,
+      oneDNN's workspace), plus gate gradients (x2 for GRU's two), input projection, input gradient
+      and a product's temporary, gradients: (4 S / s + 2 k W + W + 2 I + 2P + X) s, k = 2 for GRU.
+    - grad_reference_phase: the float64 reference gradient: its recording, the same temporaries,
+      float64 parameters, inputs and cotangents: (S / s + 2 k W + W + 2 I + 3P + 2X + A) 8.
+    """
+    from rnnexp.backends.numpy_grad import saved_bytes
+    from rnnexp.memory import F64, _n_activations, itemsize, n_params
+
+    s, saved = itemsize(cfg), saved_bytes(cfg)
+    t_b, n_dir = cfg.timesteps * cfg.batch_size, directions(cfg)
+    big_p, big_a = n_params(cfg), _n_activations(cfg)
+    big_x = math.prod(input_shape(cfg))
+    big_w = t_b * n_dir * GATES[cfg.cell] * cfg.hidden_size
+    big_i = t_b * max(cfg.input_size, n_dir * out_size(cfg))
+    k = 2 if cfg.cell is Cell.gru else 1
+    temporaries = 2 * k * big_w + big_w + 2 * big_i
+    return {
+        "held": saved + (big_a + 2 * big_p + 2 * big_x) * s + (big_p + big_x) * F64,
+        "training_phase": SAVED_FACTOR * saved + (temporaries + 2 * big_p + big_x) * s,
+        "grad_reference_phase": (saved // s + temporaries + 3 * big_p + 2 * big_x + big_a) * F64,
+    }
+
+
 @dataclass
 class TrainingRun:
     """One backend's timed training step: what ran, each phase's measurement, outputs, gradients, columns."""
@@ -107,7 +155,7 @@ class TrainingRun:
     measurements: dict[str, Measurement]  # by phase: step, fwd, bwd_data, bwd_weights
     out: Outputs  # the step's forward outputs (for the forward parity and shape checks)
     grads: dict[str, np.ndarray]  # the step's gradients: "x" and every parameter
-    peak_mem_bytes: int  # one step's peak (rnnexp.memory.peak_forward_bytes on the step)
+    peak_mem_bytes: int  # one step's peak (rnnexp.memory.peak_forward_bytes on the step's last warm-up call)
     columns: dict[str, Any]
 
 
@@ -134,13 +182,16 @@ def run_training(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -
     backend = backends.load(cfg.backend)  # imports the framework before its threads are pinned
     with limited_threads(cfg.threads):
         prepared = backend.prepare_training(cfg, params, x, d_output, d_h_n, d_c_n)
+        peaks: list[int] = []
+
+        def probe(call):  # the step's last warm-up call: tracing allocations slows the call it watches
+            peaks.append(peak_forward_bytes(call, prepared.device, framework_of(cfg.backend)))
+
         with prepared.context():
-            m_step, result = measure(prepared.step, cfg.timing, prepared.sync)
+            m_step, result = measure(prepared.step, cfg.timing, prepared.sync, probe=probe)
             m_fwd, recording = measure(prepared.forward, cfg.timing, prepared.sync)
             m_data, data = measure(lambda: prepared.backward_data(recording), cfg.timing, prepared.sync)
             m_weights, weights = measure(lambda: prepared.backward_weights(recording), cfg.timing, prepared.sync)
-            # After timing, never inside it: tracing allocations slows the call it watches.
-            peak = peak_forward_bytes(prepared.step, prepared.device, framework_of(cfg.backend))
     out, grads = prepared.fetch(result)
     ref = gradients(cfg, params, x, d_output, d_h_n, d_c_n)
     checked = [grads, prepared.fetch_grads(data), prepared.fetch_grads(weights)]
@@ -151,4 +202,4 @@ def run_training(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -
         "bwd_flops": backward_flops(cfg),
         "saved_activation_bytes": saved_bytes(cfg),
     }
-    return TrainingRun(prepared, measurements, out, grads, peak, columns)
+    return TrainingRun(prepared, measurements, out, grads, peaks[0], columns)
