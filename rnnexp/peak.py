@@ -115,8 +115,8 @@ def measure_peak(dtype: str, threads: int, size: int | None = None, rounds: int 
     from rnnexp.runner import limited_threads
 
     size, rounds = size or SIZE, rounds or ROUNDS
+    calls = {lib: gemm_call(dtype, size, lib) for lib in libraries()}  # imports torch: not part of the measurement
     meter, load, start = CpuMeter(), load_avg_1m(), time.perf_counter()
-    calls = {lib: gemm_call(dtype, size, lib) for lib in libraries()}
     figures: dict[str, list[dict]] = {lib: [] for lib in calls}
     with limited_threads(threads):
         for call in calls.values():

@@ -288,11 +288,6 @@ class _Phases:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def reference_threads(cfg: RunConfig, concurrent_jobs: int) -> int:
-    """BLAS threads for the untimed reference: this job's share of the cores, at least its own threads."""
-    return max(cfg.threads, usable_cores() // max(concurrent_jobs, 1))
-
-
 def execute(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
     """Run the job's forward on its backend; the measured columns and the side tables."""
     ctx = ctx or JobContext()
@@ -304,7 +299,9 @@ def execute(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
     with phase("forward"):
         fwd = run_forward(cfg, params, x, peak["gflops"] if peak else None)
     with phase("reference"):
-        ref = refcache.reference_result(cfg, params, x, ctx.cache_dir, reference_threads(cfg, ctx.concurrent_jobs))
+        # The job's own thread count: more BLAS threads than that slowed the reference's small per-step
+        # products (2-10x on a loaded 2-core machine) and would take cores from jobs running beside it.
+        ref = refcache.reference_result(cfg, params, x, ctx.cache_dir, threads=cfg.threads)
     with phase("statistics"):
         row = {
             "device_used": fwd.prepared.device,

@@ -100,3 +100,23 @@ def test_training_quick(tmp_path):
         for backend in fig["backends"].values():
             assert backend["grad_parity_ok"] and backend["grad_max_abs_err_vs_ref"] < 1e-3  # the runs were real
             assert min(backend[f"{p}_time_median_ms"] for p in ("fwd", "bwd_data", "bwd_weights")) > 0
+
+
+def test_gemm_peak_spread_quick(tmp_path):
+    done = run_script("gemm_peak.py", "--quick", "--threads", "1", "--dtype", "float32", "--spread", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["  run 1/2", "  run 2/2", "gemm_peak spread float32 1t"]
+    assert "% over 2 runs" in lines[-1] and "target" in lines[-1]
+
+
+def test_lean_jobs_quick(tmp_path):
+    out = tmp_path / "lean.json"
+    done = run_script("lean_jobs.py", "--quick", "--json", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert any(line.startswith("wall ") and "wall / timed" in line for line in done.stdout.splitlines())
+    figures = json.loads(out.read_text())
+    assert len(figures["jobs"]) == 4 and figures["timed_s"] > 0 and figures["ratio"] > 1
+    assert all(0 < j["timed_s"] <= j["job_wall_s"] for j in figures["jobs"])
+    assert [b["status"] for b in figures["breakdown"]] == ["ok", "ok"]
+    assert {"timed", "reference", "statistics"} <= set(figures["breakdown"][0]["phases"])

@@ -161,8 +161,9 @@ def test_a_long_job_is_not_silent(ctx, monkeypatch, caplog):
     assert sum("done (" in line for line in lines) == row["n_blocks"]
 
 
-def test_the_reference_uses_this_jobs_share_of_the_cores(monkeypatch):
-    monkeypatch.setattr(runner, "usable_cores", lambda: 8)
-    assert runner.reference_threads(RunConfig(threads=1), concurrent_jobs=1) == 8
-    assert runner.reference_threads(RunConfig(threads=1), concurrent_jobs=4) == 2
-    assert runner.reference_threads(RunConfig(threads=3), concurrent_jobs=8) == 3
+def test_the_reference_runs_on_the_jobs_own_threads(ctx, monkeypatch):
+    seen = []
+    real = refcache.compute
+    monkeypatch.setattr(refcache, "compute", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
+    runner.run_job(job(threads=1), ctx)
+    assert seen == [1]
