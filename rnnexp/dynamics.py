@@ -18,12 +18,13 @@ layer is two causal systems, one per direction; a deeper bidirectional stack is 
 - Gradient flow (``grad_flow``): L = <u, h_T> for a seeded unit vector u on the top layer's final
   state (all directions); dL/d(state of layer l at t) by J_t^T products (``jacobians.vjp``), the
   adjoint rescaled to unit norm every step with the log of the scale accumulated, so the log-norm
-  stays finite where the norm would overflow. An LSTM's "state" is (h, c).
+  stays finite where the norm would overflow. An LSTM's state is (h, c), its two coordinates
+  independent: dL/dc_t holds h_t fixed (c_t's path through h_t is counted in dL/dh_t).
 
-With two directions the unsuffixed columns describe both as one system (their Jacobians are
+With two directions the row's columns describe both as one system (their Jacobians are
 block-diagonal): the spectrum is the union of the directions' (its k largest), the step norm the
-larger of the two, the gradient norm that of both adjoints together; ``_forward``/``_reverse``
-columns give each direction alone.
+larger of the two at each step, the gradient norm that of both adjoints together.
+``lyapunov.csv`` and the gradient table give each direction alone.
 """
 
 from __future__ import annotations
@@ -237,7 +238,7 @@ def grad_log_norms(sys: jac.System, u: np.ndarray) -> np.ndarray:
 
 # --- the cost guard ------------------------------------------------------------------------------------------
 
-ASSUMED_GFLOPS = 2.0  # float64 throughput of these small per-step products on one core (measured 2-6 here)
+ASSUMED_GFLOPS = 4.0  # float64 throughput of these per-step products on one core (measured: 14 GEMM, 4-6 overall)
 STEP_OVERHEAD_S = 25e-6  # Python/NumPy call overhead per step and layer, for each pass over the steps
 MAX_SECONDS = 3600.0  # refuse a job whose dynamics alone would take longer than an hour
 
@@ -328,47 +329,27 @@ def dynamics_columns(
     names = DIRECTIONS[: len(sys_all)]
     if cfg.lyapunov_k:
         spectra = [spectrum(s, cfg.lyapunov_k, cfg.lyapunov_warmup, cfg.seed) for s in sys_all]
-        row.update(_spectrum_columns(cfg, spectra, names))
-        row.update(_sigma_columns(cfg, sys_all, names))
+        joint = np.sort(np.concatenate(spectra))[::-1][: cfg.lyapunov_k]  # block-diagonal: the union
+        sigma = np.max([sigma_max(s, cfg.lyapunov_warmup, cfg.seed) for s in sys_all], axis=0)
+        row |= {
+            "lyap_max": float(joint[0]),
+            "lyap_sum": float(joint.sum()),
+            "lyap_dim": kaplan_yorke(joint, jac.state_size(cfg) * len(sys_all)),
+            "jac_sigma_max_mean": float(sigma.mean()),
+            "jac_sigma_max_max": float(sigma.max()),
+        }
         lyap = pd.DataFrame(
-            [(n, i + 1, e) for n, ex in zip(names, spectra, strict=True) for i, e in enumerate(ex)],
+            [(n, i, e) for n, ex in zip(names, spectra, strict=True) for i, e in enumerate(ex)],
             columns=lyap.columns,
         )
     if cfg.grad_flow:
-        cols, grads = _grad_columns(cfg, sys_all, names)
-        row.update(cols)
+        slope, grads = _grad_flow(cfg, sys_all, names)
+        row["grad_norm_log_slope"] = slope
     return row, lyap, grads
 
 
-def _suffixed(names: tuple[str, ...], joint: dict[str, float], per_direction: list[dict[str, float]]) -> dict:
-    """The joint columns, plus each direction's as ``<column>_<direction>`` when there are two."""
-    row = dict(joint)
-    for name, cols in zip(names, per_direction, strict=True) if len(names) > 1 else ():
-        row.update({f"{k}_{name}": v for k, v in cols.items()})
-    return row
-
-
-def _spectrum_columns(cfg: RunConfig, spectra: list[np.ndarray], names: tuple[str, ...]) -> dict:
-    size = jac.state_size(cfg)
-
-    def cols(ex: np.ndarray, n: int) -> dict[str, float]:
-        return {"lyap_max": float(ex[0]), "lyap_sum": float(ex.sum()), "lyap_dim": kaplan_yorke(ex, n)}
-
-    joint = np.sort(np.concatenate(spectra))[::-1][: cfg.lyapunov_k]
-    return _suffixed(names, cols(joint, size * len(spectra)), [cols(ex, size) for ex in spectra])
-
-
-def _sigma_columns(cfg: RunConfig, sys_all: list[jac.System], names: tuple[str, ...]) -> dict:
-    sigmas = [sigma_max(s, cfg.lyapunov_warmup, cfg.seed) for s in sys_all]
-
-    def cols(sig: np.ndarray) -> dict[str, float]:
-        return {"jac_sigma_max_mean": float(sig.mean()), "jac_sigma_max_max": float(sig.max())}
-
-    return _suffixed(names, cols(np.max(sigmas, axis=0)), [cols(s) for s in sigmas])
-
-
-def _grad_columns(cfg: RunConfig, sys_all: list[jac.System], names: tuple[str, ...]) -> tuple[dict, pd.DataFrame]:
-    """The slope columns and the long-form table; timestep is the position in the sequence, as in steps.csv."""
+def _grad_flow(cfg: RunConfig, sys_all: list[jac.System], names: tuple[str, ...]) -> tuple[float, pd.DataFrame]:
+    """The top layer's slope and the long-form table; timestep is the position in the sequence, as in steps.csv."""
     ho, frames, tops = out_size(cfg), [], []
     for d, (s, name) in enumerate(zip(sys_all, names, strict=True)):
         norms = grad_log_norms(s, unit_vector(cfg)[d * ho : (d + 1) * ho])
@@ -377,15 +358,10 @@ def _grad_columns(cfg: RunConfig, sys_all: list[jac.System], names: tuple[str, .
             frames.append(pd.DataFrame({"layer": layer, "direction": name, "timestep": position, "grad_log_norm": row}))
         tops.append(norms[-1][::-1])  # the top layer by distance to the end of its direction
     joint = np.logaddexp.reduce(2 * np.stack(tops), axis=0) / 2  # ln sqrt(sum of squared norms)
-    cols = _suffixed(
-        names, {"grad_norm_log_slope": log_slope(joint)}, [{"grad_norm_log_slope": log_slope(t)} for t in tops]
-    )
     table = pd.concat(frames, ignore_index=True).sort_values(["layer", "direction", "timestep"], ignore_index=True)
-    return cols, table
+    return log_slope(joint), table
 
 
 def _nan_columns(cfg: RunConfig) -> dict[str, float]:
     keys = ["lyap_max", "lyap_sum", "lyap_dim", "jac_sigma_max_mean", "jac_sigma_max_max"] if cfg.lyapunov_k else []
-    keys += ["grad_norm_log_slope"] if cfg.grad_flow else []
-    names = DIRECTIONS[: directions(cfg)]
-    return _suffixed(names, dict.fromkeys(keys, float("nan")), [dict.fromkeys(keys, float("nan"))] * len(names))
+    return dict.fromkeys(keys + (["grad_norm_log_slope"] if cfg.grad_flow else []), float("nan"))

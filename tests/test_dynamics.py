@@ -336,25 +336,37 @@ def test_bidirectional_reverse_direction_is_the_time_reversed_forward_network():
     kw |= {"lyapunov_warmup": 10, "init": Init.normal, "init_gain": 2.5, "dtype": Dtype.float64}
     cfg, params, x, ref = job(bidirectional=True, **kw)
     row, lyap, grads = dyn.dynamics_columns(cfg, params, x, ref)
-    # the reverse direction alone: its weights as layer 0 of a unidirectional network, the input reversed
-    cfg1 = RunConfig(backend="numpy", **kw)
-    p1 = {k.replace("_reverse", ""): v for k, v in params.items() if k.endswith("_reverse")}
-    x1 = x[:, ::-1]
-    row1, lyap1, grads1 = dyn.dynamics_columns(cfg1, p1, x1, reference(cfg1, p1, x1))
-    rev = lyap[lyap.direction == "reverse"]
-    np.testing.assert_allclose(rev.exponent, lyap1.exponent, rtol=1e-12)
-    assert row["lyap_max_reverse"] == pytest.approx(row1["lyap_max"], rel=1e-12)
-    assert row["lyap_max"] == max(row["lyap_max_forward"], row["lyap_max_reverse"])
-    joint = np.sort(lyap.exponent)[::-1][:3]
-    assert row["lyap_sum"] == pytest.approx(joint.sum())
-    assert row["jac_sigma_max_max"] == max(row["jac_sigma_max_max_forward"], row["jac_sigma_max_max_reverse"])
+
+    def alone(direction: str):
+        """One direction as layer 0 of a unidirectional network (the reverse one reading the input reversed)."""
+        one = RunConfig(backend="numpy", **kw)
+        reverse = direction == "reverse"
+        p1 = {k.replace("_reverse", ""): v for k, v in params.items() if k.endswith("_reverse") == reverse}
+        x1 = x[:, ::-1] if reverse else x
+        ref1 = reference(one, p1, x1)
+        return dyn.dynamics_columns(one, p1, x1, ref1)[:2] + (jac.systems(one, p1, x1, ref1)[0],)
+
+    fwd, rev = alone("forward"), alone("reverse")
+    for name, (_, lyap1, _) in {"forward": fwd, "reverse": rev}.items():
+        np.testing.assert_allclose(lyap[lyap.direction == name].exponent, lyap1.exponent, rtol=1e-12)
+    assert fwd[0]["lyap_max"] != pytest.approx(rev[0]["lyap_max"], abs=1e-3)  # two different systems
+    # the row: both directions as one block-diagonal system
+    joint = np.sort(np.concatenate([fwd[1].exponent, rev[1].exponent]))[::-1][:3]
+    assert row["lyap_max"] == pytest.approx(joint[0]) and row["lyap_sum"] == pytest.approx(joint.sum())
+    assert row["jac_sigma_max_max"] == pytest.approx(max(fwd[0]["jac_sigma_max_max"], rev[0]["jac_sigma_max_max"]))
+    # gradient flow: u split across the directions; the reverse direction's last state is at timestep 0
     assert set(grads.direction) == {"forward", "reverse"} and len(grads) == 2 * 60
-    # positions: the reverse direction's last state is at timestep 0
-    rev_g = grads[grads.direction == "reverse"].set_index("timestep").grad_log_norm
-    fwd_g = grads[grads.direction == "forward"].set_index("timestep").grad_log_norm
     u = dyn.unit_vector(cfg)
-    assert rev_g[0] == pytest.approx(math.log(np.linalg.norm(u[8:])))
-    assert fwd_g[59] == pytest.approx(math.log(np.linalg.norm(u[:8])))
+    for name, sys1, part in (("forward", fwd[2], u[:8]), ("reverse", rev[2], u[8:])):
+        got = grads[grads.direction == name].sort_values("timestep").grad_log_norm.to_numpy()
+        want = dyn.grad_log_norms(sys1, part)[0]  # in processing order
+        np.testing.assert_allclose(got, want[::-1] if name == "reverse" else want, rtol=1e-12)
+    assert grads[(grads.direction == "reverse") & (grads.timestep == 0)].grad_log_norm.item() == pytest.approx(
+        math.log(np.linalg.norm(u[8:]))
+    )
+    top = [grads[grads.direction == n].sort_values("timestep").grad_log_norm.to_numpy() for n in ("forward", "reverse")]
+    both = 0.5 * np.log(np.exp(2 * top[0][::-1]) + np.exp(2 * top[1]))  # by distance to each direction's end
+    assert row["grad_norm_log_slope"] == pytest.approx(np.polyfit(np.arange(60), both, 1)[0], rel=1e-10)
 
 
 def test_only_the_first_sequence_of_the_batch_counts():
@@ -375,7 +387,7 @@ def test_columns_and_tables_when_off_or_partly_on():
     cfg, params, x, ref = job(hidden_size=4, timesteps=20, lyapunov_k=2, lyapunov_warmup=5)
     row, lyap, grads = dyn.dynamics_columns(cfg, params, x, ref)
     assert list(row) == ["lyap_max", "lyap_sum", "lyap_dim", "jac_sigma_max_mean", "jac_sigma_max_max"]
-    assert lyap["index"].tolist() == [1, 2] and grads.empty
+    assert lyap["index"].tolist() == [0, 1] and grads.empty
     cfg, params, x, ref = job(hidden_size=4, timesteps=20, grad_flow=True, layers=2)
     row, lyap, grads = dyn.dynamics_columns(cfg, params, x, ref)
     assert list(row) == ["grad_norm_log_slope"] and lyap.empty
