@@ -442,3 +442,54 @@ def test_without_the_launchers_extra_the_plugin_scan_is_clean(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "True", "False"]
     assert "rnnexp_launcher.slurm" not in proc.stderr  # Hydra's scanner warns about a module it cannot import
+
+
+class _NoCallbacks:
+    """Stands in for Hydra's Callbacks in a hand-built HydraContext."""
+
+    def on_job_start(self, config, **kwargs):
+        pass
+
+    def on_job_end(self, config, job_return, **kwargs):
+        pass
+
+
+def _report_job(cfg):
+    """A task that reports where and as what it ran (run in the SLURM job, so imported from tests/)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    job = HydraConfig.get()
+    task = os.environ["SLURM_ARRAY_TASK_ID"]
+    return {"num": job.job.num, "seed": cfg.seed, "dir": job.runtime.output_dir, "task": task}
+
+
+@pytest.mark.slow
+def test_launch_jobs_runs_arbitrary_numbered_jobs_as_one_array(cluster, tmp_path, monkeypatch):
+    # What a resume of jobs 3 and 7 asks for: one array of two tasks, each job keeping its number and dir.
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.core.utils import setup_globals
+    from hydra.types import HydraContext, RunMode
+
+    from rnnexp.cli import conf_dir
+
+    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])  # sbatch passes it on: the job imports _report_job
+    name = f"rnnexp-numbered-{uuid.uuid4().hex[:6]}"
+    setup_globals()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        hydra = GlobalHydra.instance().hydra
+        master = hydra.compose_config(
+            "config", [*_launcher(name), f"hydra.sweep.dir={tmp_path}"], run_mode=RunMode.MULTIRUN
+        )
+        launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=HydraContext(config_loader=hydra.config_loader, callbacks=_NoCallbacks()),
+            task_function=_report_job,
+            config=master,
+        )
+        returns = launcher.launch_jobs([(3, ["seed=3"]), (7, ["seed=7"])])
+    got = [r.return_value for r in returns]
+    assert [(g["num"], g["seed"], g["task"]) for g in got] == [(3, 3, "0"), (7, 7, "1")]
+    assert [g["dir"] for g in got] == [str(tmp_path / "3"), str(tmp_path / "7")]
+    tasks = _submitted_tasks(tmp_path)
+    assert len(tasks) == 2 and len({t.split("_")[0] for t in tasks}) == 1, tasks
