@@ -158,18 +158,17 @@ def _record_rnn(cfg: RunConfig, w: GradWeights, tape: Tape) -> None:
 
 
 def _record_lstm(cfg: RunConfig, w: GradWeights, tape: Tape) -> None:
-    xw = _projection(w, tape.inp)
-    steps, batch, hs = xw.shape[0], xw.shape[1], cfg.hidden_size
-    dt = xw.dtype
-    tape.gates = np.empty_like(xw)
+    # The input projection is computed straight into the gate tape; each step adds its recurrent part.
+    tape.gates = _projection(w, tape.inp)
+    steps, batch, hs = tape.gates.shape[0], tape.gates.shape[1], cfg.hidden_size
+    dt = tape.gates.dtype
     tape.c, tape.tanh_c = np.empty((steps, batch, hs), dt), np.empty((steps, batch, hs), dt)
     tape.m = np.empty((steps, batch, hs), dt) if w.w_hr is not None else None
-    dest, tmp = tape.h, np.empty((batch, hs), dt)
+    dest, tmp, hh = tape.h, np.empty((batch, hs), dt), np.empty((batch, 4 * hs), dt)
     h, c = np.zeros((batch, tape.h_out), dt), np.zeros((batch, hs), dt)
     for t in _order(tape):
         gates = tape.gates[t]
-        np.matmul(h, w.packed.w_hh_t, out=gates)
-        gates += xw[t]
+        gates += np.matmul(h, w.packed.w_hh_t, out=hh)
         _sigmoid_of_negated(gates)  # packed pre-activations -a, -2a: now sigmoid(a_i, a_f, a_o), sigmoid(2 a_g)
         i, f, o, g = (gates[:, k * hs : (k + 1) * hs] for k in range(4))
         _tanh_from_sigmoid(g)
@@ -187,25 +186,25 @@ def _record_lstm(cfg: RunConfig, w: GradWeights, tape: Tape) -> None:
 
 
 def _record_gru(cfg: RunConfig, w: GradWeights, tape: Tape) -> None:
-    xw = _projection(w, tape.inp)
-    steps, batch, hs = xw.shape[0], xw.shape[1], cfg.hidden_size
-    dt = xw.dtype
-    tape.gates, tape.hn = np.empty_like(xw), np.empty((steps, batch, hs), dt)
+    # The input projection is computed straight into the gate tape; each step adds its recurrent part.
+    tape.gates = _projection(w, tape.inp)
+    steps, batch, hs = tape.gates.shape[0], tape.gates.shape[1], cfg.hidden_size
+    dt = tape.gates.dtype
+    tape.hn = np.empty((steps, batch, hs), dt)
     dest, hh = tape.h, np.empty((batch, 3 * hs), dt)
     h = np.zeros((batch, hs), dt)
     for t in _order(tape):
         gates = tape.gates[t]
         np.matmul(h, w.packed.w_hh_t, out=hh)
         rz, n = gates[:, : 2 * hs], gates[:, 2 * hs :]
-        np.add(hh[:, : 2 * hs], xw[t][:, : 2 * hs], out=rz)
+        rz += hh[:, : 2 * hs]
         _sigmoid_of_negated(rz)
         r, z = rz[:, :hs], rz[:, hs:]
         hn = hh[:, 2 * hs :]
         if w.packed.b_hn is not None:
             hn += w.packed.b_hn
         np.multiply(hn, -0.5, out=tape.hn[t])  # the packed n rows hold -2 * (W_hn h + b_hn): exact to undo
-        np.multiply(hn, r, out=n)
-        n += xw[t][:, 2 * hs :]
+        n += np.multiply(hn, r, out=hn)  # x_n + r * (W_hn h + b_hn), packed
         _tanh_from_sigmoid(_sigmoid_of_negated(n))
         np.subtract(h, n, out=dest[t])  # h' = n + z * (h - n)
         dest[t] *= z
@@ -397,8 +396,9 @@ def weight_grads(cfg: RunConfig, tape: Tape, adj: Adjoint, s: str) -> dict[str, 
         f"weight_hh{s}": _rows_back(cfg, _flat(steps).T @ _flat(prev)),
     }
     if cfg.bias:
-        grads[f"bias_ih{s}"] = _rows_back(cfg, da_x.sum(axis=0))
-        grads[f"bias_hh{s}"] = _rows_back(cfg, da_h.sum(axis=0)) if da_h is not da_x else grads[f"bias_ih{s}"].copy()
+        ones = np.ones(da_x.shape[0], da_x.dtype)  # column sums as a GEMV: ~5x faster than sum(axis=0) here
+        grads[f"bias_ih{s}"] = _rows_back(cfg, ones @ da_x)
+        grads[f"bias_hh{s}"] = _rows_back(cfg, ones @ da_h) if da_h is not da_x else grads[f"bias_ih{s}"].copy()
     if adj.dh is not None:
         grads[f"weight_hr{s}"] = _flat(adj.dh).T @ _flat(tape.m)
     return grads
