@@ -224,6 +224,30 @@ def test_jvp_and_vjp_against_finite_differences(kw):
         assert w @ got == pytest.approx(back @ v, rel=1e-12, abs=1e-14)
 
 
+@pytest.mark.parametrize("kw", CELLS, ids=lambda kw: "-".join(str(getattr(v, "value", v)) for v in kw.values()))
+def test_vjp_agrees_with_the_bptt_step_vjp(kw):
+    """The same transpose as the hand-written BPTT's per-step VJP (numpy_grad.step_vjp), layer 1 of two:
+    dL/d(state after step t-1) and dL/d(its input), the lower layer's h at t."""
+    from rnnexp.backends import numpy_grad
+
+    base = {"hidden_size": 5, "input_size": 4, "timesteps": 9, "layers": 2, "init": Init.normal, "init_gain": 1.5}
+    cfg, params, x, ref = job(**(base | {"dtype": Dtype.float64} | kw))
+    (sys,) = jac.systems(cfg, params, x, ref)
+    net = numpy_grad.prepare_weights(cfg, params)
+    tape = numpy_grad.record(cfg, net, x).tapes[1][0]
+    co, rng, lstm = jac.coefficients(sys, 0, sys.steps), np.random.default_rng(11), cfg.cell is Cell.lstm
+    for t in (0, 4, 8):
+        dh = rng.standard_normal((1, sys.out_size))
+        dc = rng.standard_normal((1, sys.hidden_size)) if lstm else None
+        dh_prev, dc_prev, d_in = numpy_grad.step_vjp(cfg, net[1][0], tape, t, dh, dc)
+        below = (np.zeros((1, sys.out_size)), np.zeros((1, sys.hidden_size)) if lstm else None)
+        total, previous = jac.vjp(sys, jac.at(co, t), [below, (dh, dc)])
+        np.testing.assert_allclose(previous[1][0], dh_prev, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(total[0][0], d_in, rtol=1e-12, atol=1e-14)
+        if lstm:
+            np.testing.assert_allclose(previous[1][1], dc_prev, rtol=1e-12, atol=1e-14)
+
+
 def test_coefficient_chunks_change_nothing(monkeypatch):
     sys = small({"cell": Cell.lstm}, timesteps=40, layers=3)
     whole = dyn.spectrum(sys, 4, 10, 0)
@@ -445,16 +469,18 @@ def test_cost_guard_refuses_hours_and_names_the_sizes():
         dyn.check(RunConfig(hidden_size=8192, layers=8, timesteps=1_000_000, grad_flow=True))
 
 
-def test_cost_estimate_scales_and_passes_the_preset():
-    preset = {"hidden_size": 256, "input_size": 256, "timesteps": 1000, "lyapunov_k": 32, "grad_flow": True}
+def test_cost_estimate_scales_and_passes_the_preset(cfg_of):
     for cell in Cell:
-        dyn.check(RunConfig(cell=cell, **preset))
-    base = RunConfig(**preset)
+        preset = cfg_of("+experiment=edge_of_chaos", f"cell={cell.value}")
+        assert (preset.lyapunov_k, preset.hidden_size, preset.timesteps) == (64, 256, 1000)
+        dyn.check(preset)
+        assert dyn.estimate_seconds(preset) < 60  # measured here: 5-13 s a job
+    base = RunConfig(hidden_size=256, input_size=256, timesteps=1000, lyapunov_k=64, grad_flow=True)
     assert dyn.estimate_flops(RunConfig()) == 0 and dyn.estimate_seconds(RunConfig()) == 0
-    longer = RunConfig(**(preset | {"timesteps": 2000}))
+    longer = dataclasses.replace(base, timesteps=2000)
     assert dyn.estimate_flops(longer) == pytest.approx(2 * dyn.estimate_flops(base))
-    assert dyn.estimate_flops(RunConfig(**(preset | {"lyapunov_k": 64}))) > dyn.estimate_flops(base)
-    assert dyn.estimate_flops(RunConfig(**(preset | {"bidirectional": True}))) == 2 * dyn.estimate_flops(base)
+    assert dyn.estimate_flops(dataclasses.replace(base, lyapunov_k=128)) > dyn.estimate_flops(base)
+    assert dyn.estimate_flops(dataclasses.replace(base, bidirectional=True)) == 2 * dyn.estimate_flops(base)
 
 
 @pytest.mark.parametrize(
