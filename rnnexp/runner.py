@@ -103,11 +103,17 @@ PARITY_TOL = {"float32": 1e-5, "float64": 1e-10}
 
 def _pairs(got: Outputs, ref: Outputs):
     pairs = [(got.output, ref.output), (got.h_n, ref.h_n), (got.c_n, ref.c_n)]
-    return [(np.asarray(a, np.float64), b) for a, b in pairs if a is not None and b is not None]
+    return [(np.asarray(a), b) for a, b in pairs if a is not None and b is not None]
 
 
 def max_abs_err(got: Outputs, ref: Outputs) -> float:
-    return float(max(np.max(np.abs(a - b)) for a, b in _pairs(got, ref)))
+    return float(max(_abs_diff_max(a, b) for a, b in _pairs(got, ref)))
+
+
+def _abs_diff_max(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| in float64, in one temporary (a large output's copies are what parity costs)."""
+    diff = np.subtract(a, b, dtype=np.float64)
+    return float(np.max(np.abs(diff, out=diff)))
 
 
 def parity(cfg: RunConfig, got: Outputs, ref: Outputs) -> dict[str, Any]:
