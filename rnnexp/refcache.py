@@ -11,8 +11,9 @@ its row statistics and its side tables (``steps.csv``, ``layer_stats.csv``), mad
   params' and inputs' bytes, and ``FORMAT``; the entry stores the key and is used only when the
   stored key is the same, so an entry from another config is never used.
 - In-process: the last result is kept (an LRU of one), so adjacent jobs of a sweep run by one
-  process (Hydra's job order puts the backends of one kernel side by side) compute it once. A
-  lookup for another key drops it first, so at most one is held.
+  process (Hydra's job order puts the backends of one kernel side by side) compute it once. A job
+  for another network drops it before it starts (``release_unless``), so at most one is held and
+  never through another network's forward.
 - On disk, when given a folder (a sweep's cache dir): one ``ref_<key>.npz`` per key (arrays, and
   the statistics and table columns exactly, as arrays and JSON; no pickle), written atomically
   (``fileio.write_atomic``) under a per-key lock (``locking.exclusive``), so parallel launchers
@@ -108,7 +109,8 @@ def compute(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, thread
     return RefResult(outputs, row, tables)
 
 
-_last: tuple[str, RefResult] | None = None  # the in-process LRU of one
+_last: tuple[str, RefResult] | None = None  # the in-process LRU of one: (key, result)
+_last_material: str = ""  # key_material of _last, to drop it early for another network without hashing arrays
 
 
 def reference_result(
@@ -123,23 +125,34 @@ def reference_result(
     ``params`` and ``x`` are what the job's backend was given; ``threads`` caps the BLAS threads the
     reference may use (None: the library's default).
     """
-    global _last
+    global _last, _last_material
     key = reference_key(cfg, params, x)
     if _last is not None and _last[0] == key:
         return _last[1].for_job("memory")
-    _last = None  # drop another network's result before making this one
+    forget()  # drop another network's result before making this one
     if cache_dir is None:
         result = compute(cfg, params, x, threads)
     else:
         result = _through_disk(Path(cache_dir), key, cfg, params, x, threads)
-    _last = (key, result)
+    _last, _last_material = (key, result), _material_text(cfg)
     return result.for_job(result.source)
 
 
 def forget() -> None:
     """Drop the in-process copy (tests; a caller that needs the memory back)."""
-    global _last
-    _last = None
+    global _last, _last_material
+    _last, _last_material = None, ""
+
+
+def release_unless(cfg: RunConfig) -> None:
+    """Drop the in-process copy unless it may be ``cfg``'s: a job calls this before it allocates anything,
+    so the previous network's reference is not held through its forward."""
+    if _last is not None and _last_material != _material_text(cfg):
+        forget()
+
+
+def _material_text(cfg: RunConfig) -> str:
+    return json.dumps(key_material(cfg), sort_keys=True, default=str)
 
 
 def entry_path(cache_dir: Path, key: str) -> Path:

@@ -386,6 +386,7 @@ def run_job(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
         validate(cfg)
         check_implemented(cfg)
         check_cores(cfg, ctx.concurrent_jobs)
+        refcache.release_unless(cfg)  # before measuring what memory is free
         check_memory(cfg)
         done = execute(cfg, ctx)
         row.update(done.row)

@@ -192,3 +192,12 @@ def test_concurrent_writers_make_one_entry(tmp_path):
     assert sorted(out.strip() for out, _ in outs) == ["computed", "disk"]
     names = [p.name for p in tmp_path.iterdir()]  # no lock or temp file left behind
     assert len(names) == 1 and names[0].startswith("ref_") and names[0].endswith(".npz")
+
+
+def test_a_job_for_another_network_drops_the_kept_result_first(cfg_of):
+    a = cfg_of()
+    refcache.reference_result(a, *inputs(a))
+    refcache.release_unless(cfg_of("backend=numpy", "threads=2"))  # the same network: kept
+    assert refcache.reference_result(a, *inputs(a)).source == "memory"
+    refcache.release_unless(cfg_of("hidden_size=9"))
+    assert refcache.reference_result(a, *inputs(a)).source == "computed"
