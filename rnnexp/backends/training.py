@@ -32,7 +32,7 @@ import numpy as np
 
 from rnnexp.backends import Outputs
 from rnnexp.config import Cell, RunConfig
-from rnnexp.measure import Measurement, measure
+from rnnexp.measure import Measurement, Progress, measure
 from rnnexp.params import (
     GATES,
     directions,
@@ -170,8 +170,16 @@ def phase_columns(measurements: dict[str, Measurement], noisy_frac: float) -> di
     return cols
 
 
-def run_training(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> TrainingRun:
-    """Time the step and its three phases with ``cfg.threads`` threads, measure one step's memory, check gradients."""
+def run_training(
+    cfg: RunConfig,
+    params: dict[str, np.ndarray],
+    x: np.ndarray,
+    progress: Callable[[str], Callable[[Progress], None] | None] | None = None,
+) -> TrainingRun:
+    """Time the step and its three phases with ``cfg.threads`` threads, measure one step's memory, check gradients.
+
+    ``progress(phase)`` may give each phase's ``measure`` a progress hook (the runner's ProgressLog).
+    """
     from rnnexp import backends
     from rnnexp.backends.numpy_grad import saved_bytes
     from rnnexp.backends.numpy_ref import gradients
@@ -188,11 +196,15 @@ def run_training(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -
         def probe(call):  # the step's last warm-up call: tracing allocations slows the call it watches
             peaks.append(peak_forward_bytes(call, prepared.device, framework_of(cfg.backend)))
 
+        def timed(phase: str, fn: Callable[[], Any], **kw) -> tuple[Measurement, Any]:
+            hook = progress(phase) if progress is not None else None
+            return measure(fn, cfg.timing, prepared.sync, progress=hook, **kw)
+
         with prepared.context():
-            m_step, result = measure(prepared.step, cfg.timing, prepared.sync, probe=probe)
-            m_fwd, recording = measure(prepared.forward, cfg.timing, prepared.sync)
-            m_data, data = measure(lambda: prepared.backward_data(recording), cfg.timing, prepared.sync)
-            m_weights, weights = measure(lambda: prepared.backward_weights(recording), cfg.timing, prepared.sync)
+            m_step, result = timed("step", prepared.step, probe=probe)
+            m_fwd, recording = timed("fwd", prepared.forward)
+            m_data, data = timed("bwd_data", lambda: prepared.backward_data(recording))
+            m_weights, weights = timed("bwd_weights", lambda: prepared.backward_weights(recording))
     out, grads = prepared.fetch(result)
     ref = gradients(cfg, params, x, d_output, d_h_n, d_c_n)
     checked = [grads, prepared.fetch_grads(data), prepared.fetch_grads(weights)]
