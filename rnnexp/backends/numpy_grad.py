@@ -4,14 +4,16 @@ The loss is ``L = sum(output * d_output) + sum(h_n * d_h_n) (+ sum(c_n * d_c_n))
 is the vector-Jacobian product of the forward with those cotangents. It is laid out as cuDNN's:
 
 1. ``record``: the forward of ``numpy_ref`` (same packed weights, same step arithmetic), time-major
-   and contiguous inside, keeping a tape per layer and direction: the layer's input and output
+   and contiguous inside, the input projection computed straight into the gate tape, keeping a
+   tape per layer and direction: the layer's input and output
    sequences, and per cell what the derivatives need (LSTM: gates i, f, o, g, c_t and tanh(c_t),
    and o * tanh(c_t) before a projection; GRU: gates r, z, n and ``W_hn h_{t-1} + b_hn``).
 2. ``backward``: per layer (top first) and direction, the only per-step loop, the recurrent
    adjoint, carries dL/dh (and dL/dc) back through time; each step forms its local derivatives
-   from its tape row and writes dL/d(gate pre-activations) ``dA``. Everything else is one big matrix product
-   over all T*B rows: dL/d(layer input) = dA W_ih, dW_ih = dA^T input, dW_hh = dA^T h_{t-1},
-   dW_hr = (dL/dh)^T (o * tanh c), dbias = column sums of dA. The input gradient and the
+   from its tape row (in cache-sized buffers) and writes dL/d(gate pre-activations) ``dA``.
+   Everything else is one big matrix product over all T*B rows: dL/d(layer input) = dA W_ih,
+   dW_ih = dA^T input, dW_hh = dA^T h_{t-1}, dW_hr = (dL/dh)^T (o * tanh c), dbias = 1^T dA
+   (column sums, as a GEMV). The input gradient and the
    parameter gradients are separate products, so ``want_x`` / ``want_params`` skip the other's
    (a lower layer still needs dL/d(its output), so only layer 0's ``dA W_ih`` is dropped for
    parameters alone).
