@@ -45,9 +45,11 @@ from rnnexp.locking import exclusive
 from rnnexp.measure import measure
 
 SIZE = 1024
-WARMUP_S = 0.2  # per library, before the rounds: discarded
+WARMUP_S = 0.15  # per library, before the rounds: discarded
 ROUNDS = 5
-TIMING = TimingConfig(warmup=0, min_run_time_s=0.1, max_run_time_s=1.0, min_blocks=3, block_min_s=0.02)  # one round
+# One round: the median of at least 3 blocks of >= 10 ms, 50 ms in all (a 1024-square fp32 product
+# takes 7-25 ms on one core). About 1.2 s for both libraries' warm-up and rounds on one core.
+TIMING = TimingConfig(warmup=0, min_run_time_s=0.05, max_run_time_s=1.0, min_blocks=3, block_min_s=0.01)
 LOADED_OTHER_CPU = 0.25  # other processes' CPU seconds per wall second above which the peak counts as loaded
 LOCK_TIMEOUT_S = 120.0
 
