@@ -1,212 +1,435 @@
-"""The command line: the only module that touches Hydra.
+"""The command line: ``rnnexp [overrides]`` (one job), ``-m`` (a sweep), ``resume``, ``report``, ``compare``.
 
-``python -m rnnexp [overrides]`` runs one job; ``-m`` runs a sweep. Each job's config is
-turned into a typed RunConfig once, run by plain functions, and its row written to the job's
-dir; a callback gathers a sweep's rows into one table and sets the exit code.
+``main()`` decides everything around the jobs and the exit status; Hydra composes and launches
+them. Before anything runs, the command line is checked (``preflight``) and planned (``plan``:
+every job composed and typed, every dir resolved); the run or sweep dir is created, locked
+(``dirlock``) and given its manifest. Hydra then runs the jobs with that dir passed explicitly; each
+job writes its own row and side tables. After Hydra returns (or an interrupt or a fatal error
+stops it) ``main()`` gathers the table by the manifest, writes it and ``env.json``, prints the
+summary and returns the exit status: 0 all ok, 1 a job failed (or a fatal error), 2 bad input,
+130 interrupted (SIGINT), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import errno
 import importlib
+import logging
 import os
+import re
 import shlex
+import signal
 import sys
 import time
-import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-import hydra
-from hydra.core.config_store import ConfigStore
-from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from rnnexp import __version__, fileio, logs, manifest, plan, preflight, results
+from rnnexp.config import ConfigError
+from rnnexp.dirlock import DirBusy, DirLock
 
-from rnnexp import preflight, results, summary
-from rnnexp.config import ConfigError, RunConfig
-from rnnexp.runner import JobContext, run_job, usable_cores
-
-_PKG = Path(__file__).resolve().parent
-
-# `rnnexp report ...` and `rnnexp compare ...` are plain argparse programs; they never compose configs.
+PROG = "rnnexp"
 SUBCOMMANDS = {"report": "rnnexp.report", "compare": "rnnexp.compare"}
-RESUME_ENV = "RNNEXP_RESUME"  # set by `rnnexp resume`: jobs whose ok row exists are kept, not re-run
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+CACHE_DIR = ".cache"  # content-keyed results shared by a sweep's jobs (the float64 reference); removed at the end
+# What `rnnexp resume DIR ...` may add: how jobs run, never what they compute.
+RESUME_ALLOWED = re.compile(r"^(hydra/launcher=|hydra\.launcher\.|hydra\.verbose=|hydra/(hydra|job)_logging=)")
+
+log = logging.getLogger("rnnexp")
 
 
-def conf_dir() -> Path:
-    """The configs: shipped inside the package when installed, the repo's conf/ in a checkout."""
-    installed = _PKG / "conf"
-    return installed if installed.is_dir() else _PKG.parent / "conf"
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: stop the sweep, keep what finished (BaseException, so no job swallows it)."""
+
+    def __init__(self, code: int):
+        self.code = code
+        super().__init__(signal.Signals(code - 128).name)
 
 
-def _register() -> None:
-    ConfigStore.instance().store(name="rnnexp_schema", node=RunConfig)
-    if not OmegaConf.has_resolver("rnnexp_uid"):
-        # A per-process token in dir names, so two sweeps started in the same second never share one.
-        OmegaConf.register_new_resolver("rnnexp_uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
+class Fatal(BaseException):
+    """A failure outside any job's own result (a full disk while writing a row): end the sweep, keep the rest."""
 
 
-_register()
+class UsageError(Exception):
+    """A command line that cannot be run as given (exit 2); the message says what and what is allowed."""
 
 
-def rerun_command(overrides: list[str]) -> str:
-    return " ".join(["python -m rnnexp", *(shlex.quote(o) for o in overrides)])
+class OutputError(Exception):
+    """An output dir that cannot be created or written; ``code`` is 2 for a bad path, 1 otherwise."""
+
+    def __init__(self, message: str, code: int):
+        self.code = code
+        super().__init__(message)
 
 
-def _progress(row: dict[str, Any], num: int) -> str:
-    total = int(os.environ.get("RNNEXP_SWEEP_TOTAL", "0"))
-    start = float(os.environ.get("RNNEXP_SWEEP_START", "0"))
-    if not total or not start:
-        return ""
-    done, elapsed = num + 1, time.time() - start
-    eta = elapsed / done * (total - done)
-    return f"[{done}/{total}] elapsed {elapsed:.1f}s, ETA {eta:.1f}s: "
-
-
-@hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
-def _task(dcfg: DictConfig) -> dict[str, Any]:
-    hc = HydraConfig.get()
-    num = hc.job.get("num", 0) or 0
-    out_dir = Path(hc.runtime.output_dir)
-    if os.environ.get(RESUME_ENV):
-        done = results.ok_row(out_dir)
-        if done is not None:
-            print(f"{_progress(done, num)}kept the finished row in {out_dir}", flush=True)
-            return done
-    cfg: RunConfig = OmegaConf.to_object(dcfg)
-    # A sweep measures the machine's GEMM peak once, in its root dir; a single run in its own.
-    peak_dir = Path(hc.sweep.dir) if hc.mode == RunMode.MULTIRUN else out_dir
-    done = run_job(cfg, JobContext(concurrent_jobs=concurrent_jobs(hc.launcher), peak_dir=peak_dir))
-    row = done.row
-    row["job_num"] = num
-    overrides = list(hc.overrides.task)
-    row["overrides"] = " ".join(overrides)
-    row["command"] = rerun_command(overrides)
-    for name, table in done.tables.items():
-        table.insert(0, "job_num", num)
-        results.write_csv_atomic(table, out_dir / name)
-    results.write_row(row, out_dir)  # last: a row on disk means the job's files are complete
-    print(_progress(row, num) + summary.one_line(row), flush=True)
-    return row
-
-
-class ResultsCallback(Callback):
-    """Prints the summary and sets the exit code; in a sweep, gathers every job's row first."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from rnnexp.sweep import count_jobs
-
-        if "rnnexp_launcher" not in str(config.hydra.sweeper.get("_target_", "")):
-            os.environ["RNNEXP_SWEEP_TOTAL"] = str(count_jobs(config))  # the rnnexp sweeper sets it itself
-        os.environ["RNNEXP_SWEEP_START"] = str(time.time())
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        os.environ["RNNEXP_SWEEP_START"] = str(time.time())
-
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        table = results.collect(sweep_dir)
-        steps = results.collect(sweep_dir, results.STEPS_FILE)
-        if not steps.empty:
-            results.write_csv_atomic(steps, sweep_dir / results.STEPS_FILE)
-        path = results.write_csv_atomic(table, sweep_dir / results.ROW_FILE)
-        _write_env(sweep_dir)
-        _finish(table, path)
-
-    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
-        job_return = kwargs.get("job_return")
-        out_dir = Path(job_return.hydra_cfg.hydra.runtime.output_dir)
-        path = out_dir / results.ROW_FILE
-        if path.exists():  # absent only when the task itself crashed; Hydra reports that
-            _write_env(out_dir)
-            _finish(results.read_table(path), path)
-
-
-def _write_env(out_dir: Path) -> None:
-    """env.json: versions, libraries, CPU, cores, host, git state, and the GEMM peaks measured here."""
-    from rnnexp import envinfo, peak
-    from rnnexp.runner import environment
-
-    start = datetime.fromtimestamp(float(os.environ.get("RNNEXP_SWEEP_START", time.time())), timezone.utc)
-    extra = {"start_time_utc": start.isoformat(timespec="seconds"), "gemm_peaks": peak.cached_peaks(out_dir)}
-    envinfo.write_env(out_dir / "env.json", extra, env=environment())
-
-
-def _finish(table, path: Path) -> None:
-    print(summary.table(table), flush=True)
-    print(f"results: {path}", flush=True)
-    failed = summary.count_failed(table)
-    if failed:
-        print(
-            f"{failed} of {len(table)} jobs failed (an error, or parity/shape disagreeing)", file=sys.stderr, flush=True
-        )
-        sys.exit(1)
-
-
-def resume_argv(sweep_dir: Path, extra: list[str]) -> list[str]:
-    """The command line that re-runs the sweep saved in ``sweep_dir``/multirun.yaml into the same dir."""
-    saved = sweep_dir / "multirun.yaml"
-    if not saved.is_file():
-        raise ConfigError("resume", sweep_dir, "not a sweep dir (it has no multirun.yaml)")
-    hydra_cfg = OmegaConf.load(saved).hydra
-    keep = [o for o in hydra_cfg.overrides.hydra if not o.startswith(("hydra.mode=", "hydra.sweep.dir="))]
-    return ["-m", *hydra_cfg.overrides.task, *keep, f"hydra.sweep.dir={sweep_dir}", *extra]
-
-
-def concurrent_jobs(launcher: DictConfig) -> int:
-    """How many jobs of this sweep share this machine's cores at once.
-
-    Hydra's basic launcher runs one at a time; joblib runs ``n_jobs``; submitit's local launcher
-    runs every job of the sweep at once; on SLURM each job owns the CPUs it was allocated, so 1.
-    """
-    target = str(launcher.get("_target_", ""))
-    total = int(os.environ.get("RNNEXP_SWEEP_TOTAL", "1"))
-    if "joblib" in target:
-        n = int(launcher.get("n_jobs", -1))
-        n = usable_cores() + 1 + n if n < 0 else n  # joblib: -1 = every core, -2 = all but one, ...
-        return min(total, max(n, 1))
-    if target.endswith("submitit_launcher.LocalLauncher"):
-        return total
-    return 1
+def _error(message: str) -> None:
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        sys.exit(importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:]))
-    if argv and argv[0] == "resume":
-        if len(argv) < 2:
-            print("rnnexp: error: usage: rnnexp resume SWEEP_DIR [overrides]", file=sys.stderr)
-            sys.exit(2)
-        try:
-            argv = resume_argv(Path(argv[1]).resolve(), argv[2:])
-        except ConfigError as exc:
-            print(f"rnnexp: error: {exc}", file=sys.stderr)
-            sys.exit(2)
-        os.environ[RESUME_ENV] = "1"
+    """The console script and ``python -m rnnexp``: run, and exit with the status ``run`` decides."""
+    sys.exit(run(list(sys.argv[1:] if argv is None else argv)))
+
+
+def run(argv: list[str]) -> int:
+    """Everything ``main`` does, returning the exit status (tests call this directly)."""
+    logs.guard_stdout()
     try:
-        preflight.check_argv(argv)
+        if argv and argv[0] in SUBCOMMANDS:
+            return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+        if argv and argv[0] == "resume":
+            return resume(argv[1:])
+        if "--version" in argv:
+            print(version_text())
+            return EXIT_OK
+        return start(argv)
     except ConfigError as exc:
-        print(f"rnnexp: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    if "--dry-run" in argv:
-        sys.exit(_dry_run([a for a in argv if a != "--dry-run"]))
-    sys.argv = [sys.argv[0], *argv]
-    _task()
+        _trace_if_asked(exc)
+        _error(exc)
+        return EXIT_USAGE
+    except UsageError as exc:
+        _error(exc)
+        return EXIT_USAGE
+    except OutputError as exc:
+        _trace_if_asked(exc)
+        _error(exc)
+        return exc.code
+    except DirBusy as exc:
+        _error(f"{exc}; wait for it to finish, or use another dir")
+        return EXIT_FAILED
 
 
-def _dry_run(argv: list[str]) -> int:
-    """Print the jobs a command would run, one re-runnable line each, and their count."""
-    from rnnexp.sweep import planned_jobs
+def _trace_if_asked(exc: BaseException) -> None:
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":  # Hydra's own switch for full stack traces
+        import traceback
 
-    multirun = "-m" in argv or "--multirun" in argv
-    jobs = planned_jobs(argv, str(conf_dir())) if multirun else [[a for a in argv if not a.startswith("-")]]
-    for num, job in enumerate(jobs):
-        print(f"#{num}: {rerun_command(job)}")
-    print(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''} (dry run: nothing was run)")
-    return 0
+        traceback.print_exception(exc)
+
+
+def version_text() -> str:
+    def v(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return f"rnnexp {__version__} (hydra-core {v('hydra-core')}, omegaconf {v('omegaconf')}, torch {v('torch')})"
+
+
+def start(argv: list[str]) -> int:
+    """A run or a sweep from its command line: check, plan, then run it into a fresh dir."""
+    dry = "--dry-run" in argv
+    argv = [a for a in argv if a not in plan.RNNEXP_FLAGS]
+    preflight.check_argv(argv)
+    inv = plan.read_argv(argv)
+    if inv is None or not inv.runs_jobs:
+        return _hydra_only(argv)  # help, --cfg, --info, a flag argparse refuses: Hydra answers itself
+    jobs = plan.make_plan(inv)
+    if dry:
+        return dry_run(jobs)
+    return execute(inv, jobs, argv, resuming=False)
+
+
+def dry_run(p: plan.Plan) -> int:
+    """Print the jobs a command would run, one re-runnable line each, their dirs and their count."""
+    for job in p.jobs:
+        print(f"#{job.num}: {results.rerun_command(job.overrides)}")
+    where = "sweep dir" if p.multirun else "run dir"
+    n = len(p.jobs)
+    print(f"{n} job{'s' if n != 1 else ''} into {where} {p.root} (dry run: nothing was run)")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def resume_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} resume",
+        description="Finish a sweep (or run) in its own dir: run exactly the recorded jobs that have no ok row, "
+        "keep every other row, and write the same table an uninterrupted sweep would. Options that change only "
+        "how jobs run may be added (hydra/launcher=..., hydra.launcher.*, hydra.verbose, logging); anything that "
+        "would change what a job computes is refused.",
+    )
+    parser.add_argument("dir", type=Path, metavar="DIR", help="the sweep or run dir (it holds manifest.json)")
+    parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="launcher options, e.g. hydra/launcher=slurm")
+    return parser
+
+
+def resume(argv: list[str]) -> int:
+    args = resume_parser().parse_args(argv)  # --help and usage errors: argparse's own (exit 0 / 2)
+    root = args.dir.resolve()
+    if not root.exists():
+        raise UsageError(f"resume {args.dir}: no such directory")
+    if not root.is_dir():
+        raise UsageError(f"resume {args.dir}: not a directory (give the sweep or run dir)")
+    if not manifest.exists(root):
+        raise UsageError(f"resume {args.dir}: not a rnnexp run or sweep dir (it has no {manifest.MANIFEST})")
+    try:
+        recorded = manifest.load(root)
+    except ValueError as exc:
+        raise UsageError(f"resume {args.dir}: {exc}") from exc
+    for extra in args.overrides:
+        if not RESUME_ALLOWED.match(extra):
+            allowed = "a resume runs the recorded jobs as they were; only launcher and logging options may be added"
+            raise ConfigError(extra.partition("=")[0], extra.partition("=")[2], allowed)
+    argv = [*recorded.argv, *args.overrides]
+    inv = plan.read_argv(argv)
+    if inv is None:
+        raise UsageError(f"resume {args.dir}: its recorded command line no longer parses: {' '.join(argv)}")
+    p = plan.make_plan(inv)
+    p.root = root  # the recorded dir, wherever the recorded dir pattern would point today
+    check_same_jobs(recorded, p)
+    return execute(inv, p, argv, resuming=True)
+
+
+def check_same_jobs(recorded: manifest.Manifest, p: plan.Plan) -> None:
+    """Refuse a resume whose plan differs from the recorded jobs (a changed preset or config file)."""
+    if len(recorded.jobs) != len(p.jobs):
+        raise ConfigError("resume", str(p.root), f"the sweep now has {len(p.jobs)} jobs, {len(recorded.jobs)} recorded")
+    for old, new in zip(recorded.jobs, p.jobs, strict=True):
+        changed = [k for k in {*old.config, *new.config} if str(old.config.get(k)) != str(new.config.get(k))]
+        if changed or old.dir != new.dir:
+            what = changed[0] if changed else "dir"
+            was, now = (old.config.get(what), new.config.get(what)) if changed else (old.dir, new.dir)
+            raise ConfigError(what, now, f"job #{old.num} was recorded with {what}={was}; a resume cannot change it")
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class Session:
+    """What every job of this invocation needs to know, passed to the task explicitly (picklable)."""
+
+    root: Path
+    multirun: bool
+    total: int
+    concurrent_jobs: int
+    started: float
+    cache_dir: Path
+    ran: int = 0  # jobs run in this process so far (for the ETA)
+
+
+def hydra_quote(value: str) -> str:
+    """``value`` as a single-quoted Hydra override value that reads back exactly (any path: spaces, commas, é)."""
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+    text = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text)
+    return "'" + text.replace("${", "\\${") + "'"
+
+
+def execute(inv: plan.Invocation, p: plan.Plan, argv: list[str], resuming: bool) -> int:
+    """Run plan ``p`` into its dir under the dir's lock; gather, write and summarise; return the exit status."""
+    root = make_dir(p.root)
+    command = " ".join([PROG, *(shlex.quote(a) for a in (["resume", str(root)] if resuming else argv))])
+    with DirLock(root, command):
+        fileio.remove_stale_temps(root)
+        recorded = open_manifest(root, p, argv, resuming)
+        session = Session(root, p.multirun, len(p.jobs), p.concurrent_jobs(), time.time(), root / CACHE_DIR)
+        key = "hydra.sweep.dir" if p.multirun else "hydra.run.dir"
+        hydra_argv = [*argv, f"{key}={hydra_quote(str(root))}"]
+        code, stopped = EXIT_OK, ""
+        try:
+            with terminate_as_interrupt():
+                run_hydra(hydra_argv, session)
+        except KeyboardInterrupt:
+            code, stopped = EXIT_SIGINT, "interrupted (SIGINT)"
+        except Interrupted as exc:
+            code, stopped = exc.code, f"terminated ({exc})"
+        except Fatal as exc:
+            code, stopped = EXIT_FAILED, str(exc)
+        except Exception as exc:  # Hydra's own failure: one line here, the traceback in the log
+            interrupt = _interrupt_behind(exc)
+            if interrupt is not None:  # an interrupt inside Hydra's bookkeeping, then a follow-on error
+                code, stopped = interrupt
+            else:
+                code, stopped = EXIT_FAILED, _unexpected(root, exc)
+        with signals_deferred():
+            return finish(recorded, root, p, code, stopped)
+
+
+def make_dir(root: Path) -> Path:
+    """Create the run or sweep dir; a path that cannot be one is bad input (2), a full or broken disk is not (1)."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = fileio.write_text_atomic(root / ".rnnexp.probe", "")
+        probe.unlink()
+    except OSError as exc:
+        bad_path = exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT)
+        reason = exc.strerror or str(exc)
+        raise OutputError(
+            f"output dir {root}: {reason} (choose a writable dir, e.g. hydra.sweep.dir=...)",
+            EXIT_USAGE if bad_path else EXIT_FAILED,
+        ) from exc
+    return root
+
+
+def open_manifest(root: Path, p: plan.Plan, argv: list[str], resuming: bool) -> manifest.Manifest:
+    """This dir's manifest: the recorded one on resume, else a new one (refused if the dir holds another run)."""
+    if resuming:
+        return manifest.load(root)
+    kind = "sweep" if p.multirun else "run"
+    if manifest.exists(root) or (root / "multirun.yaml").exists() or (root / results.ROW_FILE).exists():
+        raise OutputError(
+            f"{root} holds a run or sweep already; finish it with: {PROG} resume {shlex.quote(str(root))}, "
+            f"or give this {kind} its own dir",
+            EXIT_USAGE,
+        )
+    record = manifest.Manifest(kind, argv, [manifest.Job(j.num, j.overrides, j.config, j.dir) for j in p.jobs])
+    record.rnnexp_version = __version__
+    try:
+        record.write(root)
+    except OSError as exc:
+        raise OutputError(f"cannot write {root / manifest.MANIFEST}: {exc.strerror or exc}", EXIT_FAILED) from exc
+    return record
+
+
+def _interrupt_behind(exc: BaseException) -> tuple[int, str] | None:
+    """(exit code, words) when ``exc`` was raised while handling an interrupt (it is in its context chain)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            return EXIT_SIGINT, "interrupted (SIGINT)"
+        if isinstance(exc, Interrupted):
+            return exc.code, f"terminated ({exc})"
+        exc = exc.__context__ or exc.__cause__
+    return None
+
+
+def _unexpected(root: Path, exc: BaseException) -> str:
+    _trace_if_asked(exc)
+    logged = logs.append_traceback(root / "rnnexp.log", exc, f"{datetime.now(timezone.utc).isoformat()} driver failure")
+    where = f" (traceback in {root / 'rnnexp.log'})" if logged else ""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}{where}"
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises Interrupted(143) in the main thread, as SIGINT raises KeyboardInterrupt."""
+
+    def handler(signum, frame):
+        raise Interrupted(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """While the table is written, a second Ctrl-C or SIGTERM waits: the files are finished first."""
+    caught: list[int] = []
+    try:
+        old = {s: signal.signal(s, lambda n, f: caught.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def run_hydra(hydra_argv: list[str], session: Session) -> None:
+    """Hydra composes and launches the jobs; each calls ``task`` with this session."""
+    import hydra
+
+    def rnnexp_task(cfg):  # Hydra names the job after its task; the name is set in conf/config.yaml anyway
+        from rnnexp.job import run_task
+
+        return run_task(session, cfg)
+
+    entry = hydra.main(version_base="1.3", config_path=str(plan.conf_dir()), config_name=plan.CONFIG_NAME)
+    saved_argv, saved_full = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = [PROG, *hydra_argv]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing a trace and exiting: main() reports
+    try:
+        entry(rnnexp_task)()
+    finally:
+        sys.argv = saved_argv
+        if saved_full is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full
+
+
+def _hydra_only(argv: list[str]) -> int:
+    """Hand a command that runs no job (help, --cfg, --info, a flag argparse refuses) to Hydra as it is."""
+    import hydra
+
+    entry = hydra.main(version_base="1.3", config_path=str(plan.conf_dir()), config_name=plan.CONFIG_NAME)
+    saved = sys.argv
+    sys.argv = [PROG, *argv]
+    try:
+        entry(lambda cfg: None)()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    finally:
+        sys.argv = saved
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- the end of a run or sweep
+
+
+def finish(recorded: manifest.Manifest, root: Path, p: plan.Plan, code: int, stopped: str) -> int:
+    """Gather the table by the manifest, write it and env.json, print the summary; the final exit status."""
+    from rnnexp import summary
+
+    gathered = results.gather(recorded, root)
+    try:
+        path = results.write_tables(gathered, root)
+        write_env(root)
+    except OSError as exc:
+        _error(f"cannot write the table in {root}: {exc.strerror or exc}; the jobs' rows are kept in their dirs")
+        return EXIT_FAILED
+    finally:
+        _remove_cache(root / CACHE_DIR)
+    table = results.read_table(path) if gathered.rows else None
+    print(summary.table(table) if table is not None else "(no rows)", flush=True)
+    print(f"results: {path}", flush=True)
+    done, total = len(gathered.rows) - len(gathered.lost), len(recorded.jobs)
+    failed = gathered.failed
+    if failed:
+        print(f"{failed} of {total} jobs failed (an error, a lost job, or parity/shape disagreeing)", file=sys.stderr)
+    hint = f"{PROG} resume {shlex.quote(str(root))}"
+    if stopped:
+        _error(f"{stopped}: {done} of {total} jobs finished; to finish the rest: {hint}")
+    elif gathered.missing or gathered.lost:
+        print(
+            f"{len(gathered.missing) + len(gathered.lost)} of {total} jobs have no row; to run them: {hint}",
+            file=sys.stderr,
+        )
+    if code:
+        return code
+    return EXIT_FAILED if failed or gathered.missing else EXIT_OK
+
+
+def _remove_cache(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_env(root: Path) -> None:
+    """env.json: versions, libraries, CPU, cores, host, git state, load, and the GEMM peaks measured here."""
+    from rnnexp import envinfo, peak
+    from rnnexp.runner import environment
+
+    envinfo.write_env(root / "env.json", {"gemm_peaks": peak.cached_peaks(root)}, env=environment())
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import os
 import re
 import traceback
@@ -26,10 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rnnexp.config import POSITIVE_INTS, ConfigError, RunConfig, TimingConfig, config_keys, suggest_key, validate
+from rnnexp.plan import RNNEXP_FLAGS, conf_dir, read_argv
 
 # Hydra flags that run no job (help, shell completion, config info): nothing for preflight to save.
 _NO_JOB_FLAGS = ("help", "hydra_help", "shell_completion", "info", "experimental_rerun")
-RNNEXP_FLAGS = ("--dry-run",)  # cli.main's own flags, which Hydra's argparse does not know
 NON_NEGATIVE_INTS = ("proj_size", "seed", "warmup", "lyapunov_k", "lyapunov_warmup")
 SWEEP_SYNTAX = "a sweep is a,b,c or range(start,stop[,step]) or choice(a,b)"
 # Lines of Hydra's and OmegaConf's messages that explain nothing about the input itself.
@@ -96,13 +95,8 @@ def check_run(overrides: list[Override], extra_dir: str | None, validating: bool
 
 def _hydra_args(argv: list[str]):
     """Hydra's own reading of the command line, or None where Hydra's argparse would refuse it or exit."""
-    from hydra._internal.utils import get_args_parser
-
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        try:
-            return get_args_parser().parse_args(argv)
-        except SystemExit:  # --version, or a bad flag: Hydra prints those itself
-            return None
+    inv = read_argv(argv)
+    return inv.args if inv is not None else None
 
 
 def check_flags(args) -> None:
@@ -126,6 +120,9 @@ def parse(text: str) -> Override:
     """One override, parsed as Hydra will parse it; a ConfigError naming its key if it is malformed."""
     try:
         return _parser().parse_overrides([text])[0]
+    except ValueError as exc:  # Hydra's parser raises it for range(a,b,0)
+        key, _, value = text.partition("=")
+        raise ConfigError(key.lstrip("~+"), value, f"{' '.join(str(exc).split())}; {SWEEP_SYNTAX}") from exc
     except OverrideParseException as exc:
         key, eq, value = text.partition("=")
         if not eq:
@@ -136,8 +133,6 @@ def parse(text: str) -> Override:
 
 def config_groups(extra_dir: str | None = None) -> list[str]:
     """The config groups (``timing``, ``experiment``, ...): folders of the conf dir and of ``--config-dir``."""
-    from rnnexp.cli import conf_dir
-
     dirs = [conf_dir(), *([Path(extra_dir)] if extra_dir else [])]
     return sorted({p.name for d in dirs for p in d.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))})
 
@@ -228,8 +223,6 @@ def compose(overrides: list[Override], extra_dir: str | None = None, with_hydra:
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-
-    from rnnexp.cli import conf_dir  # here, not at the top: cli imports this module
 
     lines = [o.input_line for o in overrides]
     if extra_dir and not any(o.key_or_group == "hydra.searchpath" for o in overrides):

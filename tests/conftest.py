@@ -12,8 +12,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from rnnexp.cli import conf_dir
 from rnnexp.config import RunConfig
+from rnnexp.plan import conf_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 

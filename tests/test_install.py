@@ -34,7 +34,7 @@ def test_non_editable_install_finds_configs(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert str(target) in subprocess.run(
-        [sys.executable, "-c", "import rnnexp.cli; print(rnnexp.cli.conf_dir())"],
+        [sys.executable, "-c", "import rnnexp.plan; print(rnnexp.plan.conf_dir())"],
         cwd=work, env=env, capture_output=True, text=True,
     ).stdout  # fmt: skip
     assert list(work.glob("outputs/runs/*/*/results.csv"))

@@ -1,9 +1,8 @@
 """The rnnexp sweeper and launcher (hydra_plugins/rnnexp_launcher): same configs, same jobs, same table as
-Hydra's basic ones, composition errors kept as rows, and found by Hydra in a checkout and after installs."""
+Hydra's basic ones, jobs launched by number, and found by Hydra in a checkout and after installs."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import subprocess
@@ -16,20 +15,19 @@ import pytest
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
-from hydra.core.utils import JobStatus, run_job, setup_globals
+from hydra.core.utils import setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
 from conftest import ROOT, run_cli, sweep_table
-from hydra_plugins.rnnexp_launcher import _errors, _job
+from hydra_plugins.rnnexp_launcher import sweeper as sweeper_module
 from hydra_plugins.rnnexp_launcher._compose import JobComposer
 from hydra_plugins.rnnexp_launcher.launcher import RnnexpLauncher
 from hydra_plugins.rnnexp_launcher.sweeper import RnnexpSweeper
-from rnnexp.cli import conf_dir
+from rnnexp.plan import conf_dir
 
 PLUGIN = ["hydra/sweeper=rnnexp", "hydra/launcher=rnnexp"]
 BASIC = ["hydra/sweeper=basic", "hydra/launcher=basic"]
@@ -114,97 +112,6 @@ def test_fast_compose_fails_as_hydra_does(loader_and_master, overrides):
     assert str(got.value) == str(want.value)
 
 
-@pytest.mark.parametrize(
-    "overrides, culprits, blank, words",
-    [
-        (["hidden_size=abc", "seed=2"], ["hidden_size=abc"], ["hidden_size"], ["Integer"]),
-        (["cell=foo"], ["cell=foo"], ["cell"], ["rnn, lstm, gru"]),
-        (["timing=nope", "seed=1"], ["timing=nope"], ["timing_warmup", "timing_min_run_time_s"], ["quick"]),
-        (["hidden_size=abc", "cell=foo", "layers=2"], ["hidden_size=abc", "cell=foo"], ["hidden_size", "cell"], []),
-    ],
-)
-def test_composition_error_is_isolated(loader_and_master, overrides, culprits, blank, words):
-    loader, master = loader_and_master
-    with pytest.raises(Exception) as exc:
-        loader.load_sweep_config(master, overrides)
-    parsed = JobComposer(loader, master).parser.parse_overrides(overrides)
-    found, messages, partial = _errors.isolate(type("Ctx", (), {"config_loader": loader}), master, parsed, exc.value)
-    assert [o.input_line for o in found] == culprits
-    assert all(c in m for c, m in zip(culprits, messages, strict=True))
-    assert all(any(w in m for m in messages) for w in words)
-    columns = _errors.config_columns(partial, found)
-    assert all(columns[k] is None for k in blank)
-    if "seed=2" in overrides:
-        assert columns["seed"] == 2
-    if "layers=2" in overrides:
-        assert columns["layers"] == 2
-
-
-class _Recorder:
-    """Stands in for Hydra's Callbacks: records what run_job tells callbacks."""
-
-    def __init__(self):
-        self.calls = []
-
-    def on_job_start(self, config, **kwargs):
-        self.calls.append(("start", config.hydra.job.num, os.environ.get("RNNEXP_TEST_ENV")))
-
-    def on_job_end(self, config, job_return, **kwargs):
-        self.calls.append(("end", config.hydra.job.num, job_return.status))
-
-
-@pytest.fixture
-def restore_logging():
-    """run_job points the root logger at the job's log file; put it back for the tests that follow."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-def test_lean_run_job_does_what_hydra_run_job_does(loader_and_master, tmp_path, restore_logging):
-    loader, master = loader_and_master
-    outcomes = {}
-    for name, runner in {"hydra": run_job, "lean": _job.run_job}.items():
-        cfg = _with_num(loader.load_sweep_config(master, ["seed=2", f"hydra.sweep.dir={tmp_path}/{name}"]), 2)
-        with open_dict(cfg):
-            cfg.hydra.job.env_set.RNNEXP_TEST_ENV = "set"
-        context = type("Ctx", (), {"callbacks": _Recorder(), "config_loader": loader})()
-        seen = {}
-
-        def task(task_cfg, seen=seen):
-            seen.update(cfg=OmegaConf.to_yaml(task_cfg), out=HydraConfig.get().runtime.output_dir)
-            seen["type"] = OmegaConf.get_type(task_cfg)
-            return "done"
-
-        before = HydraConfig.instance().cfg
-        ret = runner(
-            hydra_context=context,
-            task_function=task,
-            config=cfg,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-        )
-        assert HydraConfig.instance().cfg is before
-        job_dir = tmp_path / name / "2"
-        files = {p.name: p.read_text().replace(str(tmp_path / name), "DIR") for p in (job_dir / ".hydra").iterdir()}
-        outcomes[name] = {
-            "files": files,
-            "log": (job_dir / "rnnexp.log").exists(),
-            "seen": {**seen, "out": seen["out"].replace(str(tmp_path / name), "DIR")},
-            "calls": context.callbacks.calls,
-            "ret": (ret.status, ret.return_value, ret.overrides, ret.task_name, OmegaConf.to_yaml(ret.cfg)),
-            "ret_hydra": OmegaConf.to_yaml(ret.hydra_cfg).replace(str(tmp_path / name), "DIR"),
-        }
-    assert outcomes["lean"] == outcomes["hydra"]
-    assert sorted(outcomes["lean"]["files"]) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
-    assert outcomes["lean"]["calls"] == [("start", 2, "set"), ("end", 2, JobStatus.COMPLETED)]
-
-
 @pytest.mark.slow
 def test_same_table_as_the_basic_launcher(tmp_path):
     # The tutorial preset sets hydra.sweeper.params: 8 jobs over backend, layers and bidirectional.
@@ -219,7 +126,7 @@ def test_same_table_as_the_basic_launcher(tmp_path):
         job_dirs = sorted(p for p in next((cwd / "outputs" / "multirun").glob("*/*")).iterdir() if p.is_dir())
         assert len(job_dirs) == 8
         for job_dir in job_dirs:
-            assert {p.name for p in (job_dir / ".hydra").iterdir()} == {"config.yaml", "hydra.yaml", "overrides.yaml"}
+            assert {p.name for p in (job_dir / ".hydra").iterdir()} == {"config.yaml", "overrides.yaml"}
             assert (job_dir / "rnnexp.log").exists()
     stats = [c for c in tables["basic"] if c.startswith("h_")]
     assert stats and len(tables["rnnexp"]) == 8
@@ -227,29 +134,61 @@ def test_same_table_as_the_basic_launcher(tmp_path):
 
 
 @pytest.mark.slow
-def test_mixed_sweep_keeps_composition_errors_as_rows(tmp_path):
-    # abc fails to compose (hidden_size is an int); 0 composes and fails validation when the job starts.
-    proc = run_cli(["-m", "hidden_size=8,abc,0", "timing=quick", *PLUGIN], tmp_path)
-    assert proc.returncode != 0
-    table = sweep_table(tmp_path)
-    assert list(table.job_num) == [0, 1, 2]
-    assert list(table.status) == ["ok", "error", "error"]
-    assert "hidden_size=abc" in table.error[1] and "hidden_size" in table.error[2]
-    assert table.command[1] == "python -m rnnexp hidden_size=abc timing=quick"
-    assert table.seed[1] == 0 and pd.isna(table.hidden_size[1])
-    assert "2 of 3 jobs failed" in proc.stderr
-    assert "Traceback" not in proc.stderr
+def test_a_job_that_cannot_compose_is_refused_before_anything_runs(tmp_path):
+    proc = run_cli(["-m", "hidden_size=8,abc,0", "timing=quick"], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "rnnexp: error: hidden_size=abc: must be a positive integer (>= 1) (job #1: hidden_size=abc timing=quick)"
+    ]
+    assert not (tmp_path / "outputs").exists()
 
 
 @pytest.mark.slow
-def test_sweeper_keeps_composition_errors_with_joblib(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    proc = run_cli(["-m", "hidden_size=4,abc,3", "timing=quick", "hydra/sweeper=rnnexp", "hydra/launcher=joblib",
-                    "hydra.launcher.n_jobs=2"], tmp_path)  # fmt: skip
-    assert proc.returncode != 0
+def test_a_job_that_fails_validation_is_an_error_row(tmp_path):
+    # 0 composes (an int) and fails the range check when the job starts: the other jobs run.
+    proc = run_cli(["-m", "hidden_size=8,0", "timing=quick"], tmp_path)
+    assert proc.returncode == 1
     table = sweep_table(tmp_path)
-    assert list(table.status) == ["ok", "error", "ok"]
-    assert list(table.h_n_shape[[0, 2]]) == ["(1, 1, 4)", "(1, 1, 3)"]
+    assert list(table.job_num) == [0, 1] and list(table.status) == ["ok", "error"]
+    assert table.error[1] == "ConfigError: hidden_size=0: must be a positive integer (>= 1)"
+    assert table.command[1] == "python -m rnnexp hidden_size=0 timing=quick"
+    assert "1 of 2 jobs failed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+class _Recorder:
+    """A launcher without launch_jobs: records the (initial_job_idx, overrides) runs it is given."""
+
+    def __init__(self):
+        self.calls = []
+
+    def launch(self, job_overrides, initial_job_idx):
+        self.calls.append((initial_job_idx, [list(o) for o in job_overrides]))
+        return []
+
+
+def test_other_launchers_get_runs_of_consecutive_job_numbers():
+    rec = _Recorder()
+    sweeper_module.launch(rec, [(1, ["a=1"]), (2, ["a=2"]), (5, ["a=5"]), (7, ["a=7"]), (8, ["a=8"])])
+    assert rec.calls == [(1, [["a=1"], ["a=2"]]), (5, [["a=5"]]), (7, [["a=7"], ["a=8"]])]
+
+
+@pytest.mark.slow
+def test_joblib_resume_runs_only_the_missing_jobs(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    joblib = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    proc = run_cli(["-m", "hidden_size=4,3,2,5", "timing=quick", *joblib], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    sweep = next((tmp_path / "outputs" / "multirun").glob("*/*"))
+    first = pd.read_csv(sweep / "results.csv")
+    for num in (1, 2):
+        (sweep / str(num) / "results.csv").unlink()
+    resumed = run_cli(["resume", str(sweep), *joblib], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    # joblib logs its own position in the batch (#0, #1); the jobs' progress lines carry their numbers
+    assert "[2/4]" in resumed.stdout and "[3/4]" in resumed.stdout
+    assert "[1/4]" not in resumed.stdout and "[4/4]" not in resumed.stdout
+    final = pd.read_csv(sweep / "results.csv")
+    assert list(final.h_n_shape) == list(first.h_n_shape) == ["(1, 1, 4)", "(1, 1, 3)", "(1, 1, 2)", "(1, 1, 5)"]
 
 
 def _copy_project(dest):
@@ -286,7 +225,7 @@ def test_plugin_found_after_regular_install(tmp_path):
     assert found.stdout.split()[0] == "True", found.stderr
     assert found.stdout.split()[1].startswith(str(target))
     proc = subprocess.run(
-        [sys.executable, "-m", "rnnexp", "-m", "hidden_size=3,abc", "timing=quick", *PLUGIN],
+        [sys.executable, "-m", "rnnexp", "-m", "hidden_size=3,0", "timing=quick", *PLUGIN],
         cwd=work, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode != 0

@@ -7,9 +7,14 @@ import time
 import pytest
 
 from conftest import ROOT, make_config, run_cli
-from rnnexp.cli import conf_dir
 from rnnexp.config import validate
-from rnnexp.sweep import planned_jobs
+from rnnexp.plan import conf_dir, make_plan, read_argv
+
+
+def planned_jobs(argv: list[str]) -> list[list[str]]:
+    """The jobs' overrides ``rnnexp ARGV`` would run, as the CLI plans them."""
+    return [job.overrides for job in make_plan(read_argv(argv)).jobs]
+
 
 PRESETS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 EXPECTED_JOBS = {
@@ -29,7 +34,7 @@ def test_every_preset_is_listed():
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_composes_and_expands(preset):
-    jobs = planned_jobs(["-m", f"+experiment={preset}"], str(conf_dir()))
+    jobs = planned_jobs(["-m", f"+experiment={preset}"])
     assert len(jobs) == EXPECTED_JOBS[preset]
     for job in (jobs[0], jobs[-1]):
         cfg = make_config(*job)
@@ -46,7 +51,7 @@ def test_deepbench_kernels_follow_deepbench():
 
 
 def test_command_line_wins_over_a_preset():
-    jobs = planned_jobs(["-m", "+experiment=backend_shootout", "hidden_size=8"], str(conf_dir()))
+    jobs = planned_jobs(["-m", "+experiment=backend_shootout", "hidden_size=8"])
     assert len(jobs) == 15 and all("hidden_size=8" in job for job in jobs)
 
 
@@ -54,7 +59,7 @@ def test_command_line_wins_over_a_preset():
 def test_dry_run_prints_jobs_without_running(tmp_path):
     proc = run_cli(["-m", "+experiment=tutorial", "--dry-run"], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "8 jobs (dry run: nothing was run)" in proc.stdout
+    assert "8 jobs into sweep dir " in proc.stdout and "(dry run: nothing was run)" in proc.stdout
     assert "#7: python -m rnnexp backend=torch layers=2 bidirectional=True +experiment=tutorial" in proc.stdout
     assert not (tmp_path / "outputs").exists()
 

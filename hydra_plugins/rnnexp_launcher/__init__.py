@@ -1,5 +1,7 @@
-"""rnnexp's Hydra sweeper and launcher: each job's config composed once, composition errors recorded as rows.
+"""rnnexp's Hydra sweeper and launcher, on Hydra's public plugin API.
 
-Select them with ``hydra/sweeper=rnnexp hydra/launcher=rnnexp``. Hydra finds them by scanning the
-``hydra_plugins`` namespace package; the logic lives in ``_core`` (running) and ``_errors`` (error rows).
+``hydra/sweeper=rnnexp`` launches the jobs rnnexp's CLI planned and recorded in the sweep dir's
+manifest (on resume, only those without an ok row); ``hydra/launcher=rnnexp`` runs them in turn in
+this process, each composed once (``_compose``). Hydra finds both by scanning the ``hydra_plugins``
+namespace package.
 """

@@ -8,7 +8,7 @@ from hydra.core.config_store import ConfigStore
 
 @dataclass
 class RnnexpSweeperConf:
-    """The basic sweeper's options: same job list, same order, same batches."""
+    """The planned jobs (the sweep dir's manifest), or the basic sweeper's expansion without one."""
 
     _target_: str = "hydra_plugins.rnnexp_launcher.sweeper.RnnexpSweeper"
     # jobs handed to the launcher at a time; None = all jobs in one batch

@@ -1,24 +1,26 @@
-"""The launcher: Hydra's basic launcher (jobs in turn, in this process), each job's config composed once."""
+"""The launcher: jobs one after another in this process, like Hydra's basic launcher, each composed once.
+
+Each job's config comes from ``_compose.JobComposer`` (Hydra's result, composed once and fast) and
+runs through Hydra's own ``hydra.core.utils.run_job`` (output dir, ``hydra.job.chdir``, job
+logging, callbacks). ``launch_jobs`` takes jobs by number, so a resume runs jobs 3 and 7 as jobs 3
+and 7. The returns keep no config: a sweep's memory stays flat in its number of jobs.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
-from hydra.core.utils import JobReturn
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+log = logging.getLogger(__name__)
+
 
 class RnnexpLauncher(Launcher):
-    """Like BasicLauncher: each job composed (once, see ``_compose``) and run by ``run_job`` (see ``_job``)
-    with its output dir, .hydra/ files, log file and callbacks. A job whose config fails to compose
-    becomes an error row in its job dir; the sweep goes on.
-    """
-
-    records_composition_errors = True  # RnnexpSweeper hands jobs over without composing them first
-
     def __init__(self) -> None:
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
@@ -26,11 +28,33 @@ class RnnexpLauncher(Launcher):
         self.composer: Any = None  # a _compose.JobComposer, made at the first launch
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config = config
-        self.hydra_context = hydra_context
-        self.task_function = task_function
+        self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from hydra_plugins.rnnexp_launcher import _core
+        return self.launch_jobs(list(enumerate(job_overrides, start=initial_job_idx)))
 
-        return _core.launch(self, job_overrides, initial_job_idx)
+    def launch_jobs(self, jobs: Sequence[tuple[int, Sequence[str]]]) -> list[JobReturn]:
+        """Run ``(number, overrides)`` jobs in turn, each under its own number and dir."""
+        from hydra_plugins.rnnexp_launcher._compose import JobComposer
+
+        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        if self.composer is None:
+            self.composer = JobComposer(self.hydra_context.config_loader, self.config)
+        log.info(f"Launching {len(jobs)} jobs locally")
+        returns = []
+        for num, overrides in jobs:
+            log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
+            cfg = self.composer.compose(overrides, num)
+            ret = run_job(
+                hydra_context=self.hydra_context,
+                task_function=self.task_function,
+                config=cfg,
+                job_dir_key="hydra.sweep.dir",
+                job_subdir_key="hydra.sweep.subdir",
+            )
+            ret.cfg = ret.hydra_cfg = None  # each holds the whole config: kept, they grow memory per job
+            returns.append(ret)
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)  # run_job switched to the job's
+        return returns

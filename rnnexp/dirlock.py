@@ -1,0 +1,61 @@
+"""One writer per run or sweep dir: an exclusive lock that names its holder.
+
+The lock is a ``filelock`` lock file (``.rnnexp.lock``) beside a small JSON record of who holds
+it (pid, host, command, since). The OS releases the lock when its process dies, however it dies,
+so a lock left by a killed process is simply taken over (its stale holder record is replaced). At
+release both files are removed while the lock is still held; filelock re-checks the inode after
+locking, so a process that was waiting on the removed file retries on the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from rnnexp.fileio import write_json_atomic
+
+LOCK = ".rnnexp.lock"
+HOLDER = ".rnnexp.lock.json"
+
+
+class DirBusy(Exception):
+    """Another live process holds the dir; the message names it."""
+
+
+def holder(root: Path) -> str:
+    """Who holds ``root``'s lock, in words, from the holder record (or 'another process')."""
+    try:
+        info = json.loads((Path(root) / HOLDER).read_text())
+        return f"pid {info['pid']} on {info['host']} since {info['since']} ({info['command']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"
+
+
+class DirLock:
+    """``with DirLock(root, command):`` holds ``root`` for this process or raises DirBusy at once."""
+
+    def __init__(self, root: Path, command: str, wait_s: float = 0.0) -> None:
+        self.root, self.command, self.wait_s = Path(root), command, wait_s
+        self.lock = FileLock(self.root / LOCK, timeout=wait_s)
+
+    def __enter__(self) -> DirLock:
+        try:
+            self.lock.acquire()
+        except Timeout:
+            time.sleep(0.2)  # the holder may be writing its record right now
+            raise DirBusy(f"{self.root} is in use by {holder(self.root)}") from None
+        since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": since, "command": self.command}
+        write_json_atomic(self.root / HOLDER, record)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        (self.root / HOLDER).unlink(missing_ok=True)
+        (self.root / LOCK).unlink(missing_ok=True)
+        self.lock.release()

@@ -1,0 +1,86 @@
+"""One job as Hydra runs it: typed config in, row and side tables written to the job's dir, a line logged.
+
+``run_task(session, cfg)`` is the task function Hydra calls for every job (in this process, or in
+a joblib worker or a SLURM job: the session is plain data). It keeps a finished ok row that is
+already this job's (a resume under a launcher that re-runs everything), runs the job through
+``rnnexp.runner.run_job``, writes the side tables and then the row (atomically), writes the job's
+``.hydra/config.yaml`` and ``overrides.yaml``, and logs one line. Warnings raised inside the job and
+the traceback of an unexpected exception go to the job's log file only; a failure to write the
+job's files ends the sweep (``cli.Fatal``), since no later job could write either.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from rnnexp import logs, manifest, results
+from rnnexp.config import RunConfig, as_flat_dict
+from rnnexp.fileio import write_text_atomic
+
+if TYPE_CHECKING:
+    from rnnexp.cli import Session
+
+log = logging.getLogger("rnnexp.job")
+
+
+def run_task(session: Session, dcfg: DictConfig) -> None:
+    """Hydra's task function for every rnnexp job (see the module docstring)."""
+    from rnnexp.cli import Fatal
+    from rnnexp.runner import JobContext, run_job
+
+    hc = HydraConfig.get()
+    num = int(hc.job.get("num", 0) or 0) if session.multirun else 0
+    job_dir = Path(hc.runtime.output_dir)
+    overrides = [str(o) for o in hc.overrides.task]
+    cfg: RunConfig = OmegaConf.to_object(dcfg)
+    if _kept(job_dir, num, cfg, session):
+        return
+    ctx = JobContext(concurrent_jobs=session.concurrent_jobs, peak_dir=session.root, cache_dir=session.cache_dir)
+    with logs.captured_warnings() as caught:
+        result = run_job(cfg, ctx)
+    row: dict[str, Any] = result.row
+    row.update(job_num=num, overrides=" ".join(overrides), command=results.rerun_command(overrides))
+    try:
+        _save_config(job_dir, dcfg, overrides)
+        results.write_job(row, result.tables, job_dir, num)
+    except OSError as exc:
+        raise Fatal(f"cannot write job #{num}'s files in {job_dir}: {exc.strerror or exc}") from exc
+    logs.log_warnings(log, caught)
+    session.ran += 1
+    log.info("%s%s", _progress(session, num), _one_line(row))
+
+
+def _kept(job_dir: Path, num: int, cfg: RunConfig, session: Session) -> bool:
+    """Keep the job's finished ok row when there is one of its own (config and number match)."""
+    row = results.ok_row(job_dir)
+    if row is None or not manifest.belongs(row, manifest.Job(num, [], as_flat_dict(cfg), ".")):
+        return False
+    log.info("%skept the finished row in %s", _progress(session, num), job_dir)
+    return True
+
+
+def _save_config(job_dir: Path, dcfg: DictConfig, overrides: list[str]) -> None:
+    """The job's config and overrides, as Hydra would keep them in .hydra/, but written atomically."""
+    write_text_atomic(job_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(dcfg))
+    write_text_atomic(job_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(overrides)))
+
+
+def _progress(session: Session, num: int) -> str:
+    if not session.multirun:
+        return ""
+    elapsed = time.time() - session.started
+    remaining = max(0, session.total - num - 1)
+    eta = f", ETA {elapsed / session.ran * remaining:.1f}s" if session.ran else ""
+    return f"[{num + 1}/{session.total}] elapsed {elapsed:.1f}s{eta}: "
+
+
+def _one_line(row: dict[str, Any]) -> str:
+    from rnnexp import summary
+
+    return summary.one_line(row)

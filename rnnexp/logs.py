@@ -1,0 +1,97 @@
+"""Logging and terminal output: what a job's log holds, what the terminal shows, and a stdout that may close.
+
+A job's log file (``rnnexp.log`` in its dir, Hydra's job logging, configured by
+``conf/hydra/job_logging/rnnexp.yaml``) gets everything: its one-line summary, the warnings raised
+inside it, and the full traceback of an unexpected exception. The terminal gets the summary lines
+only: a record logged with ``extra=FILE_ONLY`` is dropped by :class:`TerminalFilter`.
+
+``rnnexp ... | head`` closes stdout early. That is not an error: :func:`guard_stdout` sends
+further output to /dev/null, so the work and its files complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import sys
+import traceback
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+FILE_ONLY = {"rnnexp_file_only": True}  # pass as ``extra=`` to keep a record off the terminal
+
+
+class TerminalFilter(logging.Filter):
+    """Lets through what a person at the terminal should see: not warnings' detail, not tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(record, "rnnexp_file_only", False) and record.name != "py.warnings"
+
+
+class _ClosableStream:
+    """A text stream whose reader may go away: on a broken pipe, the rest goes to /dev/null."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def _divert(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, self._stream.fileno())  # the interpreter's final flush lands there too
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._divert()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._divert()
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            self._divert()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def guard_stdout() -> None:
+    """Make a closed stdout harmless for the rest of the process (idempotent)."""
+    if not isinstance(sys.stdout, _ClosableStream):
+        sys.stdout = _ClosableStream(sys.stdout)
+
+
+@contextlib.contextmanager
+def captured_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    """Every warning raised inside (each occurrence, not Python's once-per-place), kept off the terminal."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def log_warnings(log: logging.Logger, caught: list[warnings.WarningMessage]) -> None:
+    """One file-only line per distinct warning, with how many times it was raised."""
+    counts = Counter(f"{w.category.__name__}: {w.message} ({Path(w.filename).name}:{w.lineno})" for w in caught)
+    for text, n in counts.items():
+        log.warning("%s%s", text, f" (x{n})" if n > 1 else "", extra=FILE_ONLY)
+
+
+def append_traceback(path: Path, exc: BaseException, context: str) -> bool:
+    """Append ``exc``'s full traceback to the log at ``path``; False when it cannot be written."""
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{context}\n{''.join(traceback.format_exception(exc))}")
+        return True
+    except OSError:
+        return False

@@ -1,0 +1,293 @@
+"""What a command line will run, worked out before anything runs: the jobs, their configs and their dirs.
+
+``make_plan(invocation)`` reads the command line as Hydra will, composes the configuration with
+Hydra's compose API, expands a sweep as Hydra's basic sweeper does (``hydra_compat.expand_sweep``),
+gives every job its typed config and its output dir, and resolves the run or sweep dir once
+(``${now:...}`` included), so the CLI can pass it to Hydra explicitly and record the whole plan in
+the dir's manifest. A job whose values do not compose is refused here, before any job runs.
+
+Composing thousands of jobs from scratch would cost ~0.1 s each, so the config is composed once
+per distinct set of structural overrides (config-group choices, ``+key``, ``hydra.*``) and each
+job's plain ``key=value`` overrides are applied to a copy (``hydra_compat.apply_value_overrides``,
+tests/test_plan.py checks the result equals Hydra's own compose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
+
+from rnnexp import hydra_compat
+from rnnexp.config import ConfigError, RunConfig, as_flat_dict
+
+_PKG = Path(__file__).resolve().parent
+CONFIG_NAME = "config"
+RNNEXP_FLAGS = ("--dry-run",)  # rnnexp's own flags, which Hydra's argparse does not know
+# Hydra flags that run no job (help, shell completion, config info): Hydra answers them itself.
+NO_JOB_FLAGS = ("help", "hydra_help", "shell_completion", "info", "experimental_rerun", "cfg")
+SWEEPERS = ("RnnexpSweeper", "BasicSweeper")  # sweepers whose job list rnnexp can plan
+
+
+def _register() -> None:
+    """The schema every config composes onto, and the per-process token in default dir names."""
+    import uuid
+
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="rnnexp_schema", node=RunConfig)
+    if not OmegaConf.has_resolver("rnnexp_uid"):
+        # Two runs started in the same second never share a dir.
+        OmegaConf.register_new_resolver("rnnexp_uid", lambda: uuid.uuid4().hex[:6], use_cache=True)
+
+
+_register()
+
+
+def conf_dir() -> Path:
+    """The configs: shipped inside the package when installed, the repo's conf/ in a checkout."""
+    installed = _PKG / "conf"
+    return installed if installed.is_dir() else _PKG.parent / "conf"
+
+
+@dataclass
+class Invocation:
+    """A command line as Hydra reads it: its flags and overrides."""
+
+    args: argparse.Namespace
+    overrides: list[str]
+
+    @property
+    def runs_jobs(self) -> bool:
+        return not any(getattr(self.args, flag, None) for flag in NO_JOB_FLAGS)
+
+    @property
+    def multirun(self) -> bool:
+        mode = [o.partition("=")[2] for o in self.overrides if o.startswith("hydra.mode=")]
+        return bool(self.args.multirun) or (bool(mode) and mode[-1] == "MULTIRUN")
+
+    @property
+    def config_name(self) -> str:
+        return self.args.config_name or CONFIG_NAME
+
+    def primary_dir(self) -> Path:
+        """The primary config dir: ``--config-path`` (relative to rnnexp's package, as hydra.main reads it) or conf/."""
+        if self.args.config_path:
+            path = Path(self.args.config_path)
+            return path if path.is_absolute() else (_PKG / path).resolve()
+        return conf_dir()
+
+
+def read_argv(argv: Sequence[str]) -> Invocation | None:
+    """Hydra's reading of ``argv``; None where Hydra's argparse would exit (a bad flag, --version)."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            args = hydra_compat.args_parser().parse_args(list(argv))
+        except SystemExit:
+            return None
+    return Invocation(args, list(args.overrides))
+
+
+@dataclass
+class Job:
+    """One job of a plan: its number, its overrides (as Hydra's task overrides), its config and its dir."""
+
+    num: int
+    overrides: list[str]
+    config: dict[str, Any]  # rnnexp.config.as_flat_dict of its RunConfig: the row's config columns
+    dir: str  # its output dir, relative to the plan's root ("." for a single run)
+
+
+@dataclass
+class Plan:
+    multirun: bool
+    root: Path  # the run or sweep dir, absolute
+    jobs: list[Job]
+    launcher: dict[str, Any] = field(default_factory=dict)  # hydra.launcher, resolved
+    sweeper_target: str = ""
+
+    def concurrent_jobs(self) -> int:
+        """How many of this plan's jobs share this machine's cores at once.
+
+        Hydra's basic launcher and rnnexp's run one at a time; joblib runs ``n_jobs``; submitit's
+        local launcher runs every job of the sweep at once; on SLURM each job owns its CPUs, so 1.
+        """
+        from rnnexp.runner import usable_cores
+
+        target, total = str(self.launcher.get("_target_", "")), len(self.jobs)
+        if "joblib" in target:
+            n = int(self.launcher.get("n_jobs", -1) or -1)
+            n = usable_cores() + 1 + n if n < 0 else n  # joblib: -1 = every core, -2 = all but one, ...
+            return max(1, min(total, n))
+        if target.endswith("submitit_launcher.LocalLauncher"):
+            return max(1, total)
+        return 1
+
+
+@contextlib.contextmanager
+def hydra_session(inv: Invocation) -> Iterator[Any]:
+    """Hydra initialised on the invocation's config dirs (cleared on exit); yields its config loader."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(inv.primary_dir()), version_base="1.3", job_name="rnnexp"):
+        yield GlobalHydra.instance().config_loader()
+
+
+def _searchpath(inv: Invocation) -> list[str]:
+    """``--config-dir DIR`` as an override: what Hydra does with it, for the compose API."""
+    if not inv.args.config_dir or any(o.startswith("hydra.searchpath=") for o in inv.overrides):
+        return []
+    return [f"hydra.searchpath=['file://{Path(inv.args.config_dir).resolve()}']"]
+
+
+class _Composer:
+    """Compose job configs fast: once per distinct set of structural overrides, then plain values on a copy."""
+
+    def __init__(self, inv: Invocation, loader: Any, extra: list[str]) -> None:
+        self.inv, self.loader, self.extra = inv, loader, extra
+        self.parser = OverridesParser.create(config_loader=loader)
+        self.templates: dict[tuple[str, ...], tuple[DictConfig, DictConfig]] = {}
+        self.groups: dict[str, set[str]] = {}
+
+    def is_group(self, key: str) -> bool:
+        parent, _, name = key.rpartition("/")
+        if parent not in self.groups:
+            self.groups[parent] = set(self.loader.list_groups(parent))
+        return name in self.groups[parent]
+
+    def structural(self, o: Override) -> bool:
+        """Needs Hydra's full compose: a group choice, an add/delete, a package, a Hydra setting, a dict."""
+        if o.is_hydra_override() or o.is_add() or o.is_force_add() or o.is_delete() or o.package is not None:
+            return True
+        return self.is_group(o.key_or_group) or isinstance(o.value(), dict)
+
+    def template(self, structure: tuple[str, ...]) -> tuple[DictConfig, DictConfig]:
+        """(full config, its task part) for these structural overrides, composed by Hydra."""
+        if structure not in self.templates:
+            full = compose(self.inv.config_name, overrides=[*structure, *self.extra], return_hydra_config=True)
+            task = copy.deepcopy(full)
+            with read_write(task), open_dict(task):
+                del task["hydra"]
+            self.templates[structure] = (full, task)
+        return self.templates[structure]
+
+    def compose(self, parsed: list[Override]) -> tuple[DictConfig, dict[str, Any]]:
+        """(the job's full template, its flat config)."""
+        structure = tuple(o.input_line for o in parsed if self.structural(o))
+        full, task = self.template(structure)
+        task = copy.deepcopy(task)
+        hydra_compat.apply_value_overrides(task, [o for o in parsed if not self.structural(o)])
+        previous = HydraConfig.instance().cfg
+        HydraConfig.instance().set_config(full)  # for ${hydra:...} in the task's own values
+        try:
+            typed: RunConfig = OmegaConf.to_object(task)
+        finally:
+            HydraConfig.instance().cfg = previous
+        return full, as_flat_dict(typed)
+
+
+def _job_dir(full: DictConfig, parsed: list[Override], num: int) -> str:
+    """A sweep job's dir relative to the sweep dir: ``hydra.sweep.subdir`` with its num and override_dirname."""
+    names = full.hydra.job.config.override_dirname
+    app = [o for o in parsed if not o.is_hydra_override()]
+    with read_write(full.hydra), open_dict(full.hydra):
+        full.hydra.job.num = full.hydra.job.id = num
+        full.hydra.job.override_dirname = hydra_compat.override_dirname(
+            app, list(names.exclude_keys), names.item_sep, names.kv_sep
+        )
+    previous = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(full)
+    try:
+        return str(OmegaConf.select(full, "hydra.sweep.subdir"))
+    finally:
+        HydraConfig.instance().cfg = previous
+
+
+def _parse(overrides: list[str], loader: Any) -> list[Override]:
+    from rnnexp import preflight
+
+    try:
+        return OverridesParser.create(config_loader=loader).parse_overrides(overrides)
+    except (OverrideParseException, ValueError):  # name the first override that fails, in one line
+        for text in overrides:
+            preflight.parse(text)
+        raise
+
+
+def _job_overrides(inv: Invocation, master: DictConfig, loader: Any) -> list[list[str]]:
+    """Every job's overrides: the preset's sweep params first, the command line's after (Hydra's order)."""
+    if not inv.multirun:
+        return [list(inv.overrides)]
+    target = str(master.hydra.sweeper.get("_target_", ""))
+    if not target.endswith(SWEEPERS):
+        raise ConfigError("hydra/sweeper", target, "rnnexp plans every job up front; allowed: rnnexp, basic")
+    params = master.hydra.sweeper.get("params")
+    params = OmegaConf.to_container(params, resolve=False) if params else {}
+    specs = [f"{k}={v}" for k, v in params.items()]
+    try:
+        return hydra_compat.expand_sweep(_parse([*specs, *inv.overrides], loader))
+    except hydra_compat.SweepSyntaxError as exc:
+        o = exc.override
+        raise ConfigError(o.key_or_group, o.input_line.partition("=")[2], exc.allowed) from exc
+
+
+def make_plan(inv: Invocation) -> Plan:
+    """The jobs ``inv`` will run, each composed and typed, and the dirs they will write; ConfigError if any cannot."""
+    from rnnexp import preflight
+
+    extra = _searchpath(inv)
+    with hydra_session(inv) as loader:
+        parsed = _parse(inv.overrides, loader)
+        shared = [o.input_line for o in parsed if not o.is_sweep_override()]
+        with preflight.hydra_errors(parsed):
+            master = compose(inv.config_name, overrides=[*shared, *extra], return_hydra_config=True)
+        composer = _Composer(inv, loader, extra)
+        jobs = []
+        for num, overrides in enumerate(_job_overrides(inv, master, loader)):
+            jobs.append(_plan_job(composer, num, overrides, inv.multirun))
+        if not jobs:
+            raise ConfigError("sweep", " ".join(inv.overrides), "expands to 0 jobs")
+        root_key = "hydra.sweep.dir" if inv.multirun else "hydra.run.dir"
+        root = Path(os.path.abspath(str(OmegaConf.select(master, root_key))))
+        launcher = OmegaConf.to_container(master.hydra.launcher, resolve=True)
+        sweeper = str(master.hydra.sweeper.get("_target_", ""))
+    return Plan(inv.multirun, root, jobs, launcher, sweeper)
+
+
+def _plan_job(composer: _Composer, num: int, overrides: list[str], multirun: bool) -> Job:
+    """One job of the plan; a ConfigError naming the override (and the job, in a sweep) if it does not compose."""
+    parsed = composer.parser.parse_overrides(overrides)
+    try:
+        full, flat = composer.compose(parsed)
+    except (HydraException, OmegaConfBaseException) as exc:
+        error = _config_error(exc, parsed)
+        where = f" (job #{num}: {' '.join(overrides)})" if multirun else ""
+        raise ConfigError(error.key, error.value, error.allowed + where) from exc
+    task = [o.input_line for o in parsed if not o.is_hydra_override()]
+    return Job(num, task, flat, _job_dir(full, parsed, num) if multirun else ".")
+
+
+def _config_error(exc: Exception, parsed: list[Override]) -> ConfigError:
+    """Why a job did not compose, in one line: the schema's words for a value's type, else Hydra's, cleaned."""
+    from rnnexp import preflight
+
+    try:
+        for o in parsed:
+            preflight.check_value(o)
+    except ConfigError as typed:
+        return typed
+    return preflight.from_hydra(exc, parsed)
