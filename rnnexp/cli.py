@@ -34,7 +34,7 @@ from rnnexp.config import ConfigError
 from rnnexp.dirlock import DirBusy, DirLock
 
 PROG = "rnnexp"
-SUBCOMMANDS = {"report": "rnnexp.report", "compare": "rnnexp.compare"}
+SUBCOMMANDS = {"report": "rnnexp.review.report", "compare": "rnnexp.review.compare"}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 CACHE_DIR = ".cache"  # content-keyed results shared by a sweep's jobs (the float64 reference); removed at the end
 # What `rnnexp resume DIR ...` may add: how jobs run, never what they compute.
@@ -387,7 +387,8 @@ def _hydra_only(argv: list[str]) -> int:
 
 def finish(recorded: manifest.Manifest, root: Path, p: plan.Plan, code: int, stopped: str) -> int:
     """Gather the table by the manifest, write it and env.json, print the summary; the final exit status."""
-    from rnnexp import summary
+    from rnnexp import schema
+    from rnnexp.review import summary
 
     gathered = results.gather(recorded, root)
     try:
@@ -398,7 +399,7 @@ def finish(recorded: manifest.Manifest, root: Path, p: plan.Plan, code: int, sto
         return EXIT_FAILED
     finally:
         _remove_cache(root / CACHE_DIR)
-    table = results.read_table(path) if gathered.rows else None
+    table = schema.read_table(path) if gathered.rows else None
     print(summary.table(table) if table is not None else "(no rows)", flush=True)
     print(f"results: {path}", flush=True)
     done, total = len(gathered.rows) - len(gathered.lost), len(recorded.jobs)

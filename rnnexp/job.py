@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from rnnexp import logs, manifest, results
+from rnnexp import logs, manifest, results, schema
 from rnnexp.config import RunConfig, as_flat_dict
 from rnnexp.fileio import write_text_atomic
 
@@ -46,6 +46,7 @@ def run_task(session: Session, dcfg: DictConfig) -> None:
         result = run_job(cfg, ctx)
     row: dict[str, Any] = result.row
     row.update(job_num=num, overrides=" ".join(overrides), command=results.rerun_command(overrides))
+    row = schema.conform(row)  # every declared column, in order, in every row
     try:
         _save_config(job_dir, dcfg, overrides)
         results.write_job(row, result.tables, job_dir, num)
@@ -81,6 +82,6 @@ def _progress(session: Session, num: int) -> str:
 
 
 def _one_line(row: dict[str, Any]) -> str:
-    from rnnexp import summary
+    from rnnexp.review import summary
 
     return summary.one_line(row)

@@ -91,8 +91,12 @@ def gather(manifest: mf.Manifest, root: Path) -> Gathered:
     return out
 
 
-def _columns(rows: Iterable[dict[str, str]]) -> list[str]:
-    return list(dict.fromkeys(c for r in rows for c in r))
+def _columns(rows: Iterable[dict[str, str]], table: str = ROW_FILE) -> list[str]:
+    """The declared columns of ``table`` in order, then any undeclared ones the rows hold."""
+    from rnnexp import schema
+
+    declared = schema.names(table) if table in schema.TABLES else []
+    return list(dict.fromkeys([*declared, *(c for r in rows for c in r)]))
 
 
 def _write_rows(rows: list[dict[str, str]], columns: list[str], path: Path) -> Path:
@@ -122,7 +126,7 @@ def write_tables(gathered: Gathered, root: Path, columns: list[str] | None = Non
         rows = _side_rows(gathered.row_dirs, name)
         target = Path(root) / name
         if rows:
-            _write_rows(rows, _columns(rows), target)
+            _write_rows(rows, _columns(rows, name), target)
         elif target.is_file() and Path(root).resolve() not in [d.resolve() for d in gathered.row_dirs]:
             target.unlink()  # left by an earlier state of this sweep: no job of it has that table now
     return path
@@ -137,7 +141,7 @@ def collect(sweep_dir: Path, name: str = ROW_FILE) -> pd.DataFrame:
     if mf.exists(root):
         gathered = gather(mf.load(root), root)
         rows = gathered.rows if name == ROW_FILE else _side_rows(gathered.row_dirs, name)
-        return pd.DataFrame(rows, columns=_columns(rows)).pipe(_retype)
+        return pd.DataFrame(rows, columns=_columns(rows, name)).pipe(_retype) if rows else pd.DataFrame()
     files = sorted(root.glob(f"*/{name}"), key=_job_key)
     return pd.concat([pd.read_csv(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 

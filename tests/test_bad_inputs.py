@@ -3,7 +3,6 @@ traceback, and nothing half-written (issue 8). Every case runs ``python -m rnnex
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -137,12 +136,6 @@ def test_bad_config_is_one_line(workdir, args, key, value, says):
     assert_nothing_half_written(workdir)
 
 
-def _missing(module: str):
-    return pytest.mark.xfail(importlib.util.find_spec(module) is None, reason=f"{module} not written yet", strict=False)
-
-
-@_missing("rnnexp.report")
-@_missing("rnnexp.compare")
 @pytest.mark.parametrize("args, path", TABLE_CASES)
 def test_bad_table_path_is_one_line(workdir, args, path):
     proc = run_cli(args, workdir)

@@ -104,3 +104,17 @@ def test_config_dir_presets_are_planned(tmp_path):
     p = make_plan(inv)
     assert len(p.jobs) == 3 and {j.config["hidden_size"] for j in p.jobs} == {5}
     assert Path(p.root).is_absolute()
+
+
+def test_joblib_negative_n_jobs_counts_back_from_the_cores():
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    from rnnexp.runner import usable_cores
+
+    def concurrent(n_jobs: int, jobs: int = 64) -> int:
+        argv = ["-m", f"seed=range({jobs})", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]
+        return plan_of(*argv).concurrent_jobs()
+
+    assert concurrent(-1) == usable_cores()
+    assert concurrent(-2) == max(usable_cores() - 1, 1)
+    assert concurrent(3) == 3
+    assert concurrent(-1, jobs=1) == 1  # a one-job sweep runs alone

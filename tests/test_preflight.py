@@ -19,7 +19,7 @@ from rnnexp.config import ConfigError, suggest_key
         (["batch_first=maybe"], "batch_first=maybe: must be true or false"),
         (["cell=gru2"], "cell=gru2: allowed: rnn, lstm, gru"),
         (["device=gpu"], "device=gpu: allowed: cpu, cuda, auto"),
-        (["backend=jax"], "backend=jax: allowed: numpy, numpy_naive, torch, torch_cell, torch_compile"),
+        (["backend=tf"], "backend=tf: allowed: numpy, numpy_naive, torch, torch_cell, torch_compile, onnxruntime, jax"),
         (["hiden_size=3"], "hiden_size=3: unknown key (did you mean hidden_size?)"),
         (["+hiden_size=3"], "hiden_size=3: unknown key (did you mean hidden_size?)"),
         (["-m", "+hiden_size=3"], "hiden_size=3: unknown key (did you mean hidden_size?)"),

@@ -18,12 +18,14 @@ def planned_jobs(argv: list[str]) -> list[list[str]]:
 
 PRESETS = sorted(p.stem for p in (conf_dir() / "experiment").glob("*.yaml"))
 EXPECTED_JOBS = {
-    "backend_shootout": 30,
+    "backend_shootout": 42,
     "ci": 72,
     "deepbench": 104,
     "deepbench_small": 12,
     "depth_direction": 18,
+    "edge_of_chaos": 144,
     "saturation": 45,
+    "training": 48,
     "tutorial": 8,
 }
 
@@ -52,7 +54,7 @@ def test_deepbench_kernels_follow_deepbench():
 
 def test_command_line_wins_over_a_preset():
     jobs = planned_jobs(["-m", "+experiment=backend_shootout", "hidden_size=8"])
-    assert len(jobs) == 15 and all("hidden_size=8" in job for job in jobs)
+    assert len(jobs) == 21 and all("hidden_size=8" in job for job in jobs)
 
 
 @pytest.mark.slow

@@ -1,11 +1,8 @@
 """The end-of-run summary (rnnexp.review.summary): failures counted (parity and shape too), jobs named by number."""
 
 import pandas as pd
-from omegaconf import OmegaConf
 
-from rnnexp.cli import concurrent_jobs
 from rnnexp.review import summary
-from rnnexp.runner import usable_cores
 
 
 def rows(**overrides) -> pd.DataFrame:
@@ -47,13 +44,3 @@ def test_one_line():
     assert summary.one_line(ok) == "rnn/torch layers=1 bidirectional=False: output (1, 10, 8) h_n (1, 1, 8) 0.5 ms " \
         "(IQR 0.01) err 1e-08"  # fmt: skip
     assert summary.one_line({**ok, "status": "error", "error": "boom"}).endswith(": error: boom")
-
-
-def test_joblib_negative_n_jobs_counts_back_from_the_cores(monkeypatch):
-    monkeypatch.setenv("RNNEXP_SWEEP_TOTAL", "64")
-    launcher = lambda n: OmegaConf.create({"_target_": "hydra_plugins.hydra_joblib_launcher.X", "n_jobs": n})  # noqa: E731
-    assert concurrent_jobs(launcher(-1)) == usable_cores()
-    assert concurrent_jobs(launcher(-2)) == max(usable_cores() - 1, 1)
-    assert concurrent_jobs(launcher(3)) == 3
-    monkeypatch.setenv("RNNEXP_SWEEP_TOTAL", "1")
-    assert concurrent_jobs(launcher(-1)) == 1  # a one-job sweep runs alone

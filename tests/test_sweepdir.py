@@ -284,7 +284,7 @@ def test_hydra_job_chdir_keeps_sweep_files_at_the_root(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     sweep = tmp_path / "rel" / "sweep"
-    assert [p.name for p in sweep.glob("gemm_peak_*.json")] == ["gemm_peak_float32_1t.json"]
+    assert len(list(sweep.glob("gemm_peak_*float32_1t.json"))) == 1  # measured once, at the sweep's root
     assert not list(sweep.glob("*/gemm_peak_*")) and not list(sweep.glob("*/rel"))
     import json
 

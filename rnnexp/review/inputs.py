@@ -42,7 +42,7 @@ class Results:
 def is_run_dir(path: Path) -> bool:
     """A dir rnnexp made (a run, a sweep or one of its jobs): reports may be written into it."""
     path = Path(path)
-    return path.is_dir() and any((path / m).exists() for m in (ENV_FILE, "multirun.yaml", ".hydra"))
+    return path.is_dir() and any((path / m).exists() for m in (ENV_FILE, "manifest.json", "multirun.yaml", ".hydra"))
 
 
 def _job_key(path: Path) -> tuple:
@@ -65,10 +65,15 @@ def _read(path: Path, table: str) -> pd.DataFrame:
 
 
 def _gather(folder: Path, table: str) -> pd.DataFrame | None:
-    """``table`` at ``folder``'s root, else every job dir's, concatenated; None when there is none."""
+    """``table`` at the root, else its jobs' (by the manifest: only this sweep's) concatenated; None if none."""
     root = folder / table
     if root.is_file():
         return _read(root, table)
+    if (folder / "manifest.json").is_file():
+        from rnnexp import results
+
+        df = results.collect(folder, table)
+        return None if df.empty else schema.coerce(df, table, str(folder))
     files = job_files(folder, table)
     if not files:
         return None
