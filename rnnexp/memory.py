@@ -146,6 +146,12 @@ def estimate_job_bytes(cfg: RunConfig) -> int:
     """
     parts = job_bytes_breakdown(cfg)
     held = parts.pop("held")
+    if cfg.mode.value == "training":  # the recording for the backward, the gradients, their float64 reference
+        from rnnexp.backends.training import training_bytes_breakdown
+
+        training = training_bytes_breakdown(cfg)
+        held += training.pop("held")
+        parts.update(training)
     return FIXED_BYTES + held + max(parts.values())
 
 

@@ -93,7 +93,9 @@ def check_supported(cfg) -> None:
 
 
 def _can_train(name: str) -> bool:
+    from rnnexp.config import ConfigError
+
     try:
         return hasattr(load(name), "prepare_training")
-    except ImportError:
+    except (ImportError, ConfigError):  # an engine whose extra is not installed
         return False
