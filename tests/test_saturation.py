@@ -4,7 +4,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import run_cli, sweep_table
-from rnnexp.cli import conf_dir
+from rnnexp.plan import conf_dir
 from rnnexp.config import Init
 
 

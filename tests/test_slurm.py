@@ -472,7 +472,7 @@ def test_launch_jobs_runs_arbitrary_numbered_jobs_as_one_array(cluster, tmp_path
     from hydra.core.utils import setup_globals
     from hydra.types import HydraContext, RunMode
 
-    from rnnexp.cli import conf_dir
+    from rnnexp.plan import conf_dir
 
     monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])  # sbatch passes it on: the job imports _report_job
     name = f"rnnexp-numbered-{uuid.uuid4().hex[:6]}"

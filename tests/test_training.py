@@ -193,7 +193,7 @@ def test_training_sweep_through_the_cli(tmp_path):
 
 def test_presets_compose_in_training_mode():
     from conftest import make_config
-    from rnnexp.cli import conf_dir
+    from rnnexp.plan import conf_dir
     from rnnexp.sweep import planned_jobs
 
     jobs = planned_jobs(["-m", "+experiment=training"], str(conf_dir()))
