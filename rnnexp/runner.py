@@ -41,7 +41,7 @@ from rnnexp.memory import (
     peak_method,
 )
 from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape, make_inputs, make_params
-from rnnexp.peak import gemm_peak, peak_frac
+from rnnexp.peak import gemm_peak, is_loaded, peak_frac
 from rnnexp.stats import output_columns
 
 log = logging.getLogger(__name__)
@@ -294,9 +294,24 @@ class _Phases:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+def reference_threads(cfg: RunConfig, ctx: JobContext, meter: CpuMeter, elapsed_s: float) -> int:
+    """BLAS threads for the untimed float64 reference: every usable core when this job is alone and the
+    machine stayed idle while it ran so far, else the job's own ``threads``.
+
+    On an idle 2-core machine a second thread made the reference 1.3-1.9x faster (gru H=1536: 4.2 s
+    -> 2.3 s); with another process busy it made it 2-10x slower (threads waiting for time slices),
+    and beside other jobs it would take their cores. Idle: other processes used under
+    ``peak.LOADED_OTHER_CPU`` cores on average, the GEMM peak's own rule.
+    """
+    if ctx.concurrent_jobs > 1 or elapsed_s <= 0 or is_loaded(meter.other_cpu_s(), elapsed_s):
+        return cfg.threads
+    return max(cfg.threads, usable_cores())
+
+
 def execute(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
     """Run the job's forward on its backend; the measured columns and the side tables."""
     ctx = ctx or JobContext()
+    meter, start = CpuMeter(), time.perf_counter()
     phase = _Phases()
     with phase("inputs"):
         params, x = make_params(cfg), make_inputs(cfg)
@@ -305,9 +320,8 @@ def execute(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
     with phase("forward"):
         fwd = run_forward(cfg, params, x, peak["gflops"] if peak else None)
     with phase("reference"):
-        # The job's own thread count: more BLAS threads than that slowed the reference's small per-step
-        # products (2-10x on a loaded 2-core machine) and would take cores from jobs running beside it.
-        ref = refcache.reference_result(cfg, params, x, ctx.cache_dir, threads=cfg.threads)
+        threads = reference_threads(cfg, ctx, meter, time.perf_counter() - start)
+        ref = refcache.reference_result(cfg, params, x, ctx.cache_dir, threads=threads)
     with phase("statistics"):
         row = {
             "device_used": fwd.prepared.device,

@@ -161,9 +161,34 @@ def test_a_long_job_is_not_silent(ctx, monkeypatch, caplog):
     assert sum("done (" in line for line in lines) == row["n_blocks"]
 
 
-def test_the_reference_runs_on_the_jobs_own_threads(ctx, monkeypatch):
+class Meter:
+    def __init__(self, other_s: float):
+        self.other_s = other_s
+
+    def other_cpu_s(self) -> float:
+        return self.other_s
+
+
+@pytest.mark.parametrize(
+    "threads, concurrent, other_s, want",
+    [
+        (1, 1, 0.0, 8),  # alone on an idle machine: every core
+        (1, 1, 2.4, 8),  # others used 0.24 cores over 10 s: still idle
+        (1, 1, 2.6, 1),  # 0.26 cores: loaded, the job's own threads
+        (1, 2, 0.0, 1),  # another job beside it: its cores are not this job's to take
+        (3, 4, 0.0, 3),
+    ],
+)
+def test_reference_threads(monkeypatch, threads, concurrent, other_s, want):
+    monkeypatch.setattr(runner, "usable_cores", lambda: 8)
+    ctx = runner.JobContext(concurrent_jobs=concurrent)
+    assert runner.reference_threads(RunConfig(threads=threads), ctx, Meter(other_s), elapsed_s=10.0) == want
+
+
+def test_the_reference_runs_on_the_threads_chosen(ctx, monkeypatch):
     seen = []
     real = refcache.compute
     monkeypatch.setattr(refcache, "compute", lambda *a, **k: seen.append(a[3]) or real(*a, **k))
+    monkeypatch.setattr(runner, "reference_threads", lambda *a: 5)
     runner.run_job(job(threads=1), ctx)
-    assert seen == [1]
+    assert seen == [5]
