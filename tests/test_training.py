@@ -193,17 +193,19 @@ def test_training_sweep_through_the_cli(tmp_path):
 
 def test_presets_compose_in_training_mode():
     from conftest import make_config
-    from rnnexp.plan import conf_dir
-    from rnnexp.sweep import planned_jobs
+    from rnnexp.plan import make_plan, read_argv
 
-    jobs = planned_jobs(["-m", "+experiment=training"], str(conf_dir()))
+    def planned_jobs(argv: list[str]) -> list[list[str]]:
+        return [job.overrides for job in make_plan(read_argv(argv)).jobs]
+
+    jobs = planned_jobs(["-m", "+experiment=training"])
     assert len(jobs) == 3 * 4 * 2 * 2
     modes = {make_config(*job).mode for job in (jobs[0], jobs[1])}
     assert modes == {Mode.inference, Mode.training}
     for job in (jobs[1], jobs[-1]):
         validate(make_config(*job))
     # DeepBench's training benchmark: its kernels, in training mode, on backends that train.
-    deepbench = planned_jobs(["-m", "+experiment=deepbench", "mode=training"], str(conf_dir()))
+    deepbench = planned_jobs(["-m", "+experiment=deepbench", "mode=training"])
     assert len(deepbench) == 104 and all("mode=training" in job for job in deepbench)
     cfg = make_config("+experiment=deepbench", "+deepbench=lstm_h512_n16_t25", "mode=training", "backend=torch")
     assert (cfg.mode, cfg.cell, cfg.hidden_size, cfg.batch_size, cfg.timesteps) == (
