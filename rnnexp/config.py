@@ -165,6 +165,9 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("backend", cfg.backend, f"allowed: {', '.join(backends.names())}")
     validate_timing(cfg.timing)
     backends.check_supported(cfg)
+    from rnnexp import dynamics  # undefined or hours-long dynamics are refused before the job starts
+
+    dynamics.check(cfg)
 
 
 def validate_timing(t: TimingConfig) -> None:

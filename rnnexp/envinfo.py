@@ -60,7 +60,9 @@ def cores() -> dict[str, int | None]:
     """Physical and logical cores of the machine, and the cores this process may run on."""
     import psutil
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    from rnnexp.threads import usable_cores
+
+    usable = usable_cores()
     return {
         "cores_physical": psutil.cpu_count(logical=False),
         "cores_logical": psutil.cpu_count(logical=True),

@@ -85,7 +85,7 @@ def measure_gemm(
     dtype: str, threads: int, size: int | None = None, library: str = "numpy", timing: TimingConfig | None = None
 ) -> dict:
     """Time ``size``-square products in one library on ``threads`` threads; GFLOP/s from the median and the best."""
-    from rnnexp.runner import limited_threads  # pins BLAS (threadpoolctl) and torch alike
+    from rnnexp.threads import limited_threads  # pins BLAS (threadpoolctl) and torch alike
 
     size = size or SIZE
     call = gemm_call(dtype, size, library)
@@ -114,7 +114,7 @@ def _warm_up(call: Callable[[], Any], seconds: float) -> None:
 
 def measure_peak(dtype: str, threads: int, size: int | None = None, rounds: int | None = None) -> dict[str, Any]:
     """The peak record (module docstring): per-library best-of-rounds figures, the best (``gflops``), the load."""
-    from rnnexp.runner import limited_threads
+    from rnnexp.threads import limited_threads
 
     size, rounds = size or SIZE, rounds or ROUNDS
     calls = {lib: gemm_call(dtype, size, lib) for lib in libraries()}  # imports torch: not part of the measurement

@@ -127,7 +127,7 @@ class Plan:
         Hydra's basic launcher and rnnexp's run one at a time; joblib runs ``n_jobs``; submitit's
         local launcher runs every job of the sweep at once; on SLURM each job owns its CPUs, so 1.
         """
-        from rnnexp.runner import usable_cores
+        from rnnexp.threads import usable_cores
 
         target, total = str(self.launcher.get("_target_", "")), len(self.jobs)
         if "joblib" in target:

@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +23,15 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from rnnexp import backends, refcache
+from rnnexp import backends, dynamics, refcache
 from rnnexp.backends import Outputs
+from rnnexp.backends.numpy_ref import reference
+from rnnexp.backends.training import run_training
 from rnnexp.config import ConfigError, Mode, RunConfig, as_flat_dict, validate
 from rnnexp.envinfo import CpuMeter, load_avg_1m, row_fields, slurm_job_id
 from rnnexp.envinfo import collect as collect_env
-from rnnexp.flops import achieved_gflops, forward_flops
+from rnnexp.flops import achieved_gflops, forward_flops, training_flops
+from rnnexp.logs import FILE_ONLY
 from rnnexp.measure import Measurement, Progress, measure, samples_table
 from rnnexp.memory import (
     activation_bytes,
@@ -42,7 +43,9 @@ from rnnexp.memory import (
 )
 from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape, make_inputs, make_params
 from rnnexp.peak import gemm_peak, is_loaded, peak_frac
+from rnnexp.results import STEPS_FILE
 from rnnexp.stats import output_columns
+from rnnexp.threads import limited_threads, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +76,6 @@ def provenance() -> dict[str, Any]:
     env = environment()
     versions = {k: env[k] for k in ("python_version", "torch_version", "numpy_version")}
     return versions | row_fields(env) | {"slurm_job_id": slurm_job_id()}
-
-
-@contextlib.contextmanager
-def limited_threads(n: int):
-    """Pin BLAS/OpenMP pools (threadpoolctl) and torch's intra-op pool to ``n`` threads."""
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch else None
-    with threadpool_limits(limits=n):
-        if torch:
-            torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            if torch:
-                torch.set_num_threads(before)
 
 
 def shape_str(shape) -> str:
@@ -128,8 +116,8 @@ def parity(cfg: RunConfig, got: Outputs, ref: Outputs) -> dict[str, Any]:
 class Forward:
     """One backend's timed forward: what ran, how long it took, what it returned, what it allocated."""
 
-    prepared: backends.Prepared
-    measurement: Measurement
+    prepared: Any  # backends.Prepared, or backends.training.PreparedTraining in mode=training
+    measurement: Measurement  # the forward's, or in training the whole step's
     out: Outputs
     peak_mem_bytes: int
 
@@ -236,7 +224,9 @@ def cpu_peak(cfg: RunConfig, peak_dir: Path | None) -> dict[str, Any] | None:
 def work_columns(cfg: RunConfig, fwd: Forward, peak: dict[str, Any] | None) -> dict[str, Any]:
     """FLOPs, achieved GFLOP/s, its share of this machine's GEMM peak (and whether that was loaded), memory."""
     flops = forward_flops(cfg)
-    achieved = achieved_gflops(flops, fwd.measurement.median_s)
+    # A training row's time is the whole step: its rate counts the forward and the backward.
+    done = training_flops(cfg) if cfg.mode is Mode.training else flops
+    achieved = achieved_gflops(done, fwd.measurement.median_s)
     # The yardstick is a CPU GEMM; a GPU row has none here.
     peak = peak if fwd.prepared.device == "cpu" else None
     peak_gflops = float(peak["gflops"]) if peak else None
@@ -253,9 +243,32 @@ def work_columns(cfg: RunConfig, fwd: Forward, peak: dict[str, Any] | None) -> d
     }
 
 
-def timing_columns(cfg: RunConfig, meas: Measurement) -> dict[str, Any]:
-    """The timing statistics, the wall seconds of every timed call, and CPU per wall second over the blocks."""
-    return meas.columns(cfg.timing.noisy_frac) | {"timed_s": meas.timed_s, "cpu_util": meas.cpu_util}
+def timing_columns(cfg: RunConfig, measurements: dict[str, Measurement]) -> dict[str, Any]:
+    """The main measurement's statistics (the forward, or the training step), the wall seconds of every timed
+    call of every phase, and CPU per wall second over the main measurement's blocks."""
+    main = measurements.get(FORWARD_PHASE) or measurements["step"]
+    timed_s = sum(m.timed_s for m in measurements.values())
+    return main.columns(cfg.timing.noisy_frac) | {"timed_s": timed_s, "cpu_util": main.cpu_util}
+
+
+@dataclass
+class Timed:
+    """The timed part of a job: the forward (inference) or the step and its phases (training)."""
+
+    fwd: Forward
+    measurements: dict[str, Measurement]  # by samples.csv phase: forward; or step, fwd, bwd_data, bwd_weights
+    columns: dict[str, Any] = field(default_factory=dict)  # training: phase times, gradient parity, bwd_flops
+
+
+def run_timed(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, peak_gflops: float | None) -> Timed:
+    """Time the job's calls on its backend, in its mode."""
+    if cfg.mode is Mode.training:
+        label = job_label(cfg)
+        train = run_training(cfg, params, x, progress=lambda name: ProgressLog(f"{label} {name}"))
+        fwd = Forward(train.prepared, train.measurements["step"], train.out, train.peak_mem_bytes)
+        return Timed(fwd, train.measurements, train.columns)
+    fwd = run_forward(cfg, params, x, peak_gflops)
+    return Timed(fwd, {FORWARD_PHASE: fwd.measurement})
 
 
 @dataclass
@@ -318,7 +331,8 @@ def execute(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
     with phase("gemm_peak"):
         peak = cpu_peak(cfg, ctx.peak_dir)
     with phase("forward"):
-        fwd = run_forward(cfg, params, x, peak["gflops"] if peak else None)
+        timed = run_timed(cfg, params, x, peak["gflops"] if peak else None)
+        fwd = timed.fwd
     with phase("reference"):
         threads = reference_threads(cfg, ctx, meter, time.perf_counter() - start)
         ref = refcache.reference_result(cfg, params, x, ctx.cache_dir, threads=threads)
@@ -326,17 +340,27 @@ def execute(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
         row = {
             "device_used": fwd.prepared.device,
             **shape_columns(cfg, fwd.out),
-            **timing_columns(cfg, fwd.measurement),
+            **timing_columns(cfg, timed.measurements),
             "compile_s": fwd.prepared.compile_s,
             **work_columns(cfg, fwd, peak),
             **output_columns(cfg, fwd.out),
             **ref.stats,
             **parity(cfg, fwd.out, ref.outputs),
+            **timed.columns,
             **fwd.prepared.extra,
         }
-        tables = {**ref.tables, SAMPLES_FILE: samples_table({FORWARD_PHASE: fwd.measurement})}
-    phase.seconds["timed"] = fwd.measurement.timed_s
-    phase.seconds["forward_untimed"] = phase.seconds.pop("forward") - fwd.measurement.timed_s
+        tables = {**ref.tables, SAMPLES_FILE: samples_table(timed.measurements)}
+    if cfg.lyapunov_k or cfg.grad_flow:
+        with phase("dynamics"), threadpool_limits(limits=cfg.threads):  # small products: more threads only spin
+            dyn_row, lyapunov, grads = dynamics.dynamics_columns(cfg, params, x, reference(cfg, params, x))
+        row.update(dyn_row)
+        if not lyapunov.empty:
+            tables[dynamics.LYAPUNOV_FILE] = lyapunov
+        if not grads.empty:  # steps.csv's kept timesteps get their grad_log_norm
+            tables[STEPS_FILE] = tables[STEPS_FILE].merge(grads, on=["layer", "direction", "timestep"], how="left")
+    timed_s = sum(m.timed_s for m in timed.measurements.values())
+    phase.seconds["timed"] = timed_s
+    phase.seconds["forward_untimed"] = phase.seconds.pop("forward") - timed_s
     parts = ", ".join(f"{k} {v:.3f} s" for k, v in phase.seconds.items())
     log.debug("%s: %s (reference: %s)", job_label(cfg), parts, ref.source)
     return JobResult(row, tables, phase.seconds)
@@ -348,11 +372,6 @@ def one_line(exc: BaseException) -> str:
 
 
 MEMORY_HEADROOM = 0.9  # leave a tenth of the available memory to the rest of the machine
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its affinity), which can be fewer than the machine has."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def check_cores(cfg: RunConfig, concurrent_jobs: int) -> None:
@@ -374,16 +393,6 @@ def check_memory(cfg: RunConfig) -> None:
         raise ConfigError("memory", f"{need / 2**30:.1f}GiB", allowed)
 
 
-def check_implemented(cfg: RunConfig) -> None:
-    """Keys whose work is not built yet refuse a job with one line rather than being ignored."""
-    if cfg.mode is not Mode.inference:
-        raise ConfigError("mode", cfg.mode.value, "only inference is available in this build")
-    if cfg.lyapunov_k:
-        raise ConfigError("lyapunov_k", cfg.lyapunov_k, "Lyapunov exponents are not available in this build (use 0)")
-    if cfg.grad_flow:
-        raise ConfigError("grad_flow", cfg.grad_flow, "gradient flow is not available in this build (use false)")
-
-
 def run_job(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
     """The job's row and side tables; a failure is recorded in the row (status=error), never raised.
 
@@ -398,7 +407,6 @@ def run_job(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
     phases: dict[str, float] = {}
     try:
         validate(cfg)
-        check_implemented(cfg)
         check_cores(cfg, ctx.concurrent_jobs)
         refcache.release_unless(cfg)  # before measuring what memory is free
         check_memory(cfg)
@@ -408,6 +416,8 @@ def run_job(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
         row.update(status="ok", error="")
     except Exception as exc:  # a failed job is a row, so the sweep and its table survive
         row.update(status="error", error=one_line(exc))
+        if not isinstance(exc, ConfigError):  # unexpected: the job's log keeps the whole traceback
+            log.error("job failed: %s", one_line(exc), exc_info=True, extra=FILE_ONLY)
     row.update(load_avg_1m=load, other_cpu_s=meter.other_cpu_s(), job_wall_s=time.perf_counter() - start)
     row.update(provenance())
     return JobResult(row, tables, phases)

@@ -501,3 +501,40 @@ def test_undefined_dynamics_are_refused_with_one_line(kw, match):
 def test_warmup_zero_and_grad_flow_alone_need_no_warmup():
     dyn.check(RunConfig(lyapunov_k=1, lyapunov_warmup=0, timesteps=10))
     dyn.check(RunConfig(grad_flow=True, timesteps=10))  # warm-up concerns the exponents only
+
+
+@pytest.mark.slow
+def test_exact_and_chaos_checks_through_the_cli(tmp_path):
+    """The issue's checks as a user runs them: one sweep of a tanh RNN, H=128, T=2000, zero and 0.1 x N(0,1) input."""
+    import pandas as pd
+
+    from conftest import make_config, run_cli
+
+    gains = [0.5, 0.9, 1.3, 2.0]
+    base = ["backend=numpy", "dtype=float64", "init=normal", "hidden_size=128", "input_size=128", "timesteps=2000",
+            "batch_size=1", "input_scale=0.1", "lyapunov_k=1", "grad_flow=true", "timing=quick"]  # fmt: skip
+    sweep = tmp_path / "sweep"
+    args = [
+        "-m",
+        *base,
+        f"init_gain={','.join(map(str, gains))}",
+        "input_dist=zeros,normal",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    done = run_cli(args, tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    table = pd.read_csv(sweep / "results.csv")
+    for _, row in table.iterrows():
+        cfg = make_config(*[a for a in base if not a.startswith("timing")], f"init_gain={row.init_gain}")
+        ln_rho = math.log(max(abs(np.linalg.eigvals(make_params(cfg)["weight_hh_l0"]))))
+        if row.input_dist == "zeros":  # at the fixed point 0 the one-step Jacobian is W_hh: exact
+            assert abs(row.lyap_max - ln_rho) < 0.01, (row.init_gain, row.lyap_max, ln_rho)
+            assert abs(row.grad_norm_log_slope - ln_rho) < 0.02, (row.init_gain, row.grad_norm_log_slope, ln_rho)
+        elif row.init_gain == 0.5:
+            assert row.lyap_max < -0.3
+        elif row.init_gain == 2.0:
+            assert row.lyap_max > 0.05  # input suppresses chaos, but not at gain 2
+    steps = pd.read_csv(sweep / "steps.csv")
+    assert steps["grad_log_norm"].notna().all() and np.isfinite(steps["grad_log_norm"]).all()
+    lyapunov = pd.read_csv(sweep / "lyapunov.csv")
+    assert len(lyapunov) == len(table) and set(lyapunov.columns) == {"job_num", "direction", "index", "exponent"}

@@ -253,7 +253,7 @@ import json, os, sys, time
 from rnnexp import backends
 from rnnexp.config import Cell, RunConfig
 from rnnexp.params import make_inputs, make_params
-from rnnexp.runner import limited_threads
+from rnnexp.threads import limited_threads
 
 backend, threads = sys.argv[1], int(sys.argv[2])
 cfg = RunConfig(backend=backend, threads=threads, cell=Cell.lstm, input_size=256, hidden_size=256,

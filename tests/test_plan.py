@@ -108,7 +108,7 @@ def test_config_dir_presets_are_planned(tmp_path):
 
 def test_joblib_negative_n_jobs_counts_back_from_the_cores():
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    from rnnexp.runner import usable_cores
+    from rnnexp.threads import usable_cores
 
     def concurrent(n_jobs: int, jobs: int = 64) -> int:
         argv = ["-m", f"seed=range({jobs})", "hydra/launcher=joblib", f"hydra.launcher.n_jobs={n_jobs}"]

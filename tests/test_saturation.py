@@ -4,8 +4,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from conftest import run_cli, sweep_table
-from rnnexp.plan import conf_dir
 from rnnexp.config import Init
+from rnnexp.plan import conf_dir
 
 
 def test_preset_is_the_tutorials_cell(cfg_of):

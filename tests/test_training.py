@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import run_cli, sweep_table
@@ -166,18 +167,7 @@ def test_a_backend_that_cannot_train_is_refused_in_one_line():
         validate(RunConfig(backend=trainer, mode=Mode.training))  # the trainers are accepted
 
 
-def _runner_trains() -> bool:
-    from rnnexp.runner import check_implemented
-
-    try:
-        check_implemented(RunConfig(mode=Mode.training))
-    except ConfigError:
-        return False
-    return True
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _runner_trains(), reason="the runner does not run mode=training yet (run_training not wired)")
 def test_training_sweep_through_the_cli(tmp_path):
     cells, trainers = ["rnn", "lstm", "gru"], ["numpy", "torch", "torch_cell", "torch_compile"]
     args = ["-m", "mode=training", "timing=quick", "hidden_size=8", "timesteps=6", "batch_size=2"]
@@ -189,6 +179,8 @@ def test_training_sweep_through_the_cli(tmp_path):
     for phase in ("fwd", "bwd_data", "bwd_weights"):
         assert (table[f"{phase}_time_median_ms"] > 0).all()
     assert (table["bwd_flops"] > 0).all()
+    samples = pd.read_csv(next((tmp_path / "outputs" / "multirun").glob("*/*/samples.csv")))
+    assert set(samples["phase"]) == {"step", "fwd", "bwd_data", "bwd_weights"}
 
 
 def test_presets_compose_in_training_mode():

@@ -185,7 +185,7 @@ def run_training(
     from rnnexp.backends.numpy_ref import gradients
     from rnnexp.flops import backward_flops
     from rnnexp.memory import framework_of, peak_forward_bytes
-    from rnnexp.runner import limited_threads  # here, not at the top: the runner imports this module
+    from rnnexp.threads import limited_threads
 
     d_output, d_h_n, d_c_n = cotangents(cfg)
     backend = backends.load(cfg.backend)  # imports the framework before its threads are pinned
