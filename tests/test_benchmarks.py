@@ -120,3 +120,12 @@ def test_lean_jobs_quick(tmp_path):
     assert all(0 < j["timed_s"] <= j["job_wall_s"] for j in figures["jobs"])
     assert [b["status"] for b in figures["breakdown"]] == ["ok", "ok"]
     assert {"timed", "reference", "statistics"} <= set(figures["breakdown"][0]["phases"])
+
+
+def test_driver_memory_quick(tmp_path):
+    out = tmp_path / "driver.json"
+    done = run_script("driver_memory.py", "--quick", "--json", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("driver RSS over a 60-job sweep")
+    figures = json.loads(out.read_text())
+    assert figures["rss_mb_at_checkpoint"] > 0 and len(figures["rss_mb_every_tenth"]) == 10

@@ -120,11 +120,19 @@ def test_speed_up_only_where_neither_side_is_noisy():
     rows = make_rows()
     rows[1]["noisy"] = True  # rnn, numpy, 32
     table = report.time_table(schema.coerce(schema.conform_frame(pd.DataFrame(rows))), "numpy")
-    assert list(table.columns) == ["cell", "hidden_size", "numpy ms", "torch ms", "torch speed-up"]
-    keys = zip(table["cell"], table["hidden_size"], strict=True)
+    assert list(table.columns) == ["cell", "hidden_size", "numpy ms", "torch ms", "torch speed-up", "fastest first"]
+    keys = list(zip(table["cell"], table["hidden_size"], strict=True))
     speed = dict(zip(keys, table["torch speed-up"], strict=True))
     assert speed[("rnn", 32)] == report.NOISY and table.loc[1, "numpy ms"].endswith("(noisy)")
     assert {speed[k] for k in speed if k != ("rnn", 32)} == {"2.00x"}
+    rank = dict(zip(keys, table["fastest first"], strict=True))  # torch is twice as fast everywhere
+    assert rank[("rnn", 32)] == "torch < numpy~" and {rank[k] for k in keys if k != ("rnn", 32)} == {"torch < numpy"}
+
+
+def test_ranking_orders_backends_by_median_time():
+    times = pd.Series({"numpy": 3.0, "jax": 1.0, "torch": 2.0, "onnxruntime": float("nan")})
+    noisy = pd.Series({"numpy": False, "jax": True, "torch": False, "onnxruntime": False})
+    assert report.ranking(times, noisy) == "jax~ < torch < numpy"
 
 
 def test_reference_in_the_title_must_exist(tmp_path, capsys):

@@ -208,3 +208,17 @@ def test_presets_compose_in_training_mode():
         25,
     )
     validate(cfg)
+
+
+@pytest.mark.slow
+def test_torch_compile_survives_a_sweeps_many_configurations_in_one_process():
+    # Dynamo fails a fullgraph compile once one step function was compiled for 8 shapes or dtypes; a
+    # sweep runs many more configurations than that in one process.
+    from rnnexp.backends import torch_compile
+
+    for hidden in range(2, 12):
+        cfg = RunConfig(hidden_size=hidden, input_size=3, timesteps=2, backend="torch_compile")
+        prepared = torch_compile.prepare(cfg, make_params(cfg), make_inputs(cfg))
+        with prepared.context():
+            out = prepared.fetch(prepared.call())
+        assert out.h_n.shape == (1, 1, hidden)

@@ -50,11 +50,23 @@ def _stepper(cfg: RunConfig, w: dict[str, torch.Tensor], step):
     return for_direction
 
 
+def compiled_step(cfg: RunConfig):
+    """The cell's step, compiled afresh for this job.
+
+    Dynamo keeps one cache per code object and, with ``fullgraph=True``, fails a compile once a
+    step has been compiled for ``recompile_limit`` (8) shapes and dtypes: a sweep's ninth
+    configuration in one process would become an error row. Resetting first gives every job its
+    own compile, so its ``compile_s`` does not depend on which jobs ran before it in the process.
+    """
+    torch._dynamo.reset()
+    return torch.compile(STEPS[cfg.cell], dynamic=False, fullgraph=True)
+
+
 def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:
     device = resolve_device(cfg)
     weights = to_tensors(params, device)
     xt = torch.from_numpy(x).to(device)
-    stepper = _stepper(cfg, weights, torch.compile(STEPS[cfg.cell], dynamic=False, fullgraph=True))
+    stepper = _stepper(cfg, weights, compiled_step(cfg))
     sync = synchronizer(device)
     start = time.perf_counter()
     with torch.inference_mode():
@@ -85,7 +97,7 @@ def prepare_training(
     device = resolve_device(cfg)
     weights = {k: v.requires_grad_(True) for k, v in to_tensors(params, device).items()}
     xt = torch.from_numpy(x).to(device).requires_grad_(True)
-    stepper = _stepper(cfg, weights, torch.compile(STEPS[cfg.cell], dynamic=False, fullgraph=True))
+    stepper = _stepper(cfg, weights, compiled_step(cfg))
     prepared = prepare_autograd(
         cfg, lambda: run_layers(cfg, xt, stepper), xt, weights, (d_output, d_h_n, d_c_n), device
     )

@@ -70,8 +70,17 @@ def time_table(df: pd.DataFrame, reference: str | None) -> pd.DataFrame | None:
             out[f"{b} speed-up"] = [
                 "" if pd.isna(r) else NOISY if e else f"{r:.2f}x" for r, e in zip(ratio, either, strict=True)
             ]
+    if len(backends) > 1:
+        out["fastest first"] = [ranking(times.loc[i], noisy.loc[i]) for i in times.index]
     out = out.reset_index()
     return tidy(out, keys, [c for c in out.columns if c not in keys], df)
+
+
+def ranking(times: pd.Series, noisy: pd.Series) -> str:
+    """Backends by median time, fastest first (``jax < torch < numpy``); a noisy time is marked ``~``."""
+    ranked = times.dropna().sort_values(kind="stable")
+    flagged = {b for b, v in noisy.items() if not pd.isna(v) and bool(v)}
+    return " < ".join(f"{b}{'~' if b in flagged else ''}" for b in ranked.index)
 
 
 def phase_table(df: pd.DataFrame) -> pd.DataFrame | None:
