@@ -24,14 +24,18 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rnnexp import __version__, fileio, logs, manifest, plan, preflight, results
+from rnnexp import __version__, fileio, logs
 from rnnexp.config import ConfigError
 from rnnexp.dirlock import DirBusy, DirLock
+
+if TYPE_CHECKING:  # imported where used: `rnnexp report` and `compare` never load Hydra
+    from rnnexp import manifest, plan
 
 PROG = "rnnexp"
 SUBCOMMANDS = {"report": "rnnexp.review.report", "compare": "rnnexp.review.compare"}
@@ -123,6 +127,8 @@ def version_text() -> str:
 
 def start(argv: list[str]) -> int:
     """A run or a sweep from its command line: check, plan, then run it into a fresh dir."""
+    from rnnexp import plan, preflight
+
     dry = "--dry-run" in argv
     argv = [a for a in argv if a not in plan.RNNEXP_FLAGS]
     preflight.check_argv(argv)
@@ -137,6 +143,8 @@ def start(argv: list[str]) -> int:
 
 def dry_run(p: plan.Plan) -> int:
     """Print the jobs a command would run, one re-runnable line each, their dirs and their count."""
+    from rnnexp import results
+
     for job in p.jobs:
         print(f"#{job.num}: {results.rerun_command(job.overrides)}")
     where = "sweep dir" if p.multirun else "run dir"
@@ -162,6 +170,8 @@ def resume_parser() -> argparse.ArgumentParser:
 
 
 def resume(argv: list[str]) -> int:
+    from rnnexp import manifest, plan
+
     args = resume_parser().parse_args(argv)  # --help and usage errors: argparse's own (exit 0 / 2)
     root = args.dir.resolve()
     if not root.exists():
@@ -213,6 +223,7 @@ class Session:
     concurrent_jobs: int
     started: float
     cache_dir: Path
+    shared: set[int] = field(default_factory=set)  # jobs whose float64 reference another job needs too
     ran: int = 0  # jobs run in this process so far (for the ETA)
 
 
@@ -225,12 +236,15 @@ def hydra_quote(value: str) -> str:
 
 def execute(inv: plan.Invocation, p: plan.Plan, argv: list[str], resuming: bool) -> int:
     """Run plan ``p`` into its dir under the dir's lock; gather, write and summarise; return the exit status."""
+    from rnnexp import refcache
+
     root = make_dir(p.root)
     command = " ".join([PROG, *(shlex.quote(a) for a in (["resume", str(root)] if resuming else argv))])
     with DirLock(root, command):
         fileio.remove_stale_temps(root)
         recorded = open_manifest(root, p, argv, resuming)
-        session = Session(root, p.multirun, len(p.jobs), p.concurrent_jobs(), time.time(), root / CACHE_DIR)
+        shared = refcache.shared({j.num: j.config for j in p.jobs})
+        session = Session(root, p.multirun, len(p.jobs), p.concurrent_jobs(), time.time(), root / CACHE_DIR, shared)
         key = "hydra.sweep.dir" if p.multirun else "hydra.run.dir"
         hydra_argv = [*argv, f"{key}={hydra_quote(str(root))}"]
         code, stopped = EXIT_OK, ""
@@ -271,6 +285,8 @@ def make_dir(root: Path) -> Path:
 
 def open_manifest(root: Path, p: plan.Plan, argv: list[str], resuming: bool) -> manifest.Manifest:
     """This dir's manifest: the recorded one on resume, else a new one (refused if the dir holds another run)."""
+    from rnnexp import manifest, results
+
     if resuming:
         return manifest.load(root)
     kind = "sweep" if p.multirun else "run"
@@ -347,6 +363,8 @@ def run_hydra(hydra_argv: list[str], session: Session) -> None:
     """Hydra composes and launches the jobs; each calls ``task`` with this session."""
     import hydra
 
+    from rnnexp import plan
+
     def rnnexp_task(cfg):  # Hydra names the job after its task; the name is set in conf/config.yaml anyway
         from rnnexp.job import run_task
 
@@ -370,6 +388,8 @@ def _hydra_only(argv: list[str]) -> int:
     """Hand a command that runs no job (help, --cfg, --info, a flag argparse refuses) to Hydra as it is."""
     import hydra
 
+    from rnnexp import plan
+
     entry = hydra.main(version_base="1.3", config_path=str(plan.conf_dir()), config_name=plan.CONFIG_NAME)
     saved = sys.argv
     sys.argv = [PROG, *argv]
@@ -387,7 +407,7 @@ def _hydra_only(argv: list[str]) -> int:
 
 def finish(recorded: manifest.Manifest, root: Path, p: plan.Plan, code: int, stopped: str) -> int:
     """Gather the table by the manifest, write it and env.json, print the summary; the final exit status."""
-    from rnnexp import schema
+    from rnnexp import results, schema
     from rnnexp.review import summary
 
     gathered = results.gather(recorded, root)

@@ -41,7 +41,9 @@ def run_task(session: Session, dcfg: DictConfig) -> None:
     cfg: RunConfig = OmegaConf.to_object(dcfg)
     if _kept(job_dir, num, cfg, session):
         return
-    ctx = JobContext(concurrent_jobs=session.concurrent_jobs, peak_dir=session.root, cache_dir=session.cache_dir)
+    # Only a reference another job needs goes to disk; adjacent jobs share one in memory anyway.
+    cache_dir = session.cache_dir if num in session.shared else None
+    ctx = JobContext(concurrent_jobs=session.concurrent_jobs, peak_dir=session.root, cache_dir=cache_dir)
     with logs.captured_warnings() as caught:
         result = run_job(cfg, ctx)
     row: dict[str, Any] = result.row

@@ -27,6 +27,7 @@ measure once and never at the same time as each other.
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import time
@@ -42,13 +43,15 @@ from rnnexp.config import TimingConfig
 from rnnexp.envinfo import CpuMeter, load_avg_1m
 from rnnexp.fileio import write_json_atomic
 from rnnexp.locking import exclusive
-from rnnexp.measure import measure
+from rnnexp.measure import measure, time_block
 
 SIZE = 1024
-WARMUP_S = 0.15  # per library, before the rounds: discarded
+WARMUP_S = 0.1  # per library, before the rounds: discarded; it also sizes the rounds' blocks
 ROUNDS = 5
-# One round: the median of at least 3 blocks of >= 10 ms, 50 ms in all (a 1024-square fp32 product
-# takes 7-25 ms on one core). About 1.2 s for both libraries' warm-up and rounds on one core.
+# One round: the median of 3 blocks of >= 10 ms (a 1024-square fp32 product takes 5-25 ms on one
+# core), the blocks sized once in the warm-up rather than in every round. About 0.6 s for both
+# libraries' warm-up and rounds on one core. ``measure_gemm`` (one library, benchmarks) uses TIMING
+# with rnnexp.measure's whole method.
 TIMING = TimingConfig(warmup=0, min_run_time_s=0.05, max_run_time_s=1.0, min_blocks=3, block_min_s=0.01)
 LOADED_OTHER_CPU = 0.25  # other processes' CPU seconds per wall second above which the peak counts as loaded
 LOCK_TIMEOUT_S = 120.0
@@ -90,26 +93,42 @@ def measure_gemm(
     size = size or SIZE
     call = gemm_call(dtype, size, library)
     with limited_threads(threads):
-        return _round(call, size, timing or TIMING)
+        meas, _ = measure(call, timing or TIMING)
+    return _figures(size, meas.times_s, meas.n_runs)
 
 
-def _round(call: Callable[[], Any], size: int, timing: TimingConfig) -> dict:
-    meas, _ = measure(call, timing)
+def _figures(size: int, per_call_s: Any, n_runs: int) -> dict:
+    times = np.asarray(per_call_s, dtype=np.float64)
+    median, (q1, q3) = float(np.median(times)), np.percentile(times, [25, 75])
     flops = 2 * size**3
     return {
-        "gflops": flops / meas.median_s / 1e9,
-        "gflops_best": flops / meas.min_s / 1e9,
-        "time_median_ms": 1e3 * meas.median_s,
-        "time_iqr_ms": 1e3 * meas.iqr_s,
-        "n_runs": meas.n_runs,
+        "gflops": flops / median / 1e9,
+        "gflops_best": flops / float(times.min()) / 1e9,
+        "time_median_ms": 1e3 * median,
+        "time_iqr_ms": 1e3 * float(q3 - q1),
+        "n_runs": n_runs,
     }
 
 
-def _warm_up(call: Callable[[], Any], seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    call()
-    while time.perf_counter() < end:
+def _warm_up(call: Callable[[], Any], seconds: float, block_min_s: float) -> int:
+    """Run ``call`` for ``seconds`` (clock ramp-up, caches, first touch); the calls a block of block_min_s needs."""
+    start = time.perf_counter()
+    calls = 0
+    while not calls or time.perf_counter() - start < seconds:
         call()
+        calls += 1
+    per_call_s = (time.perf_counter() - start) / calls
+    return max(1, math.ceil(block_min_s / per_call_s))
+
+
+def _round(call: Callable[[], Any], size: int, number: int, blocks: int) -> dict:
+    """One round: ``blocks`` blocks of ``number`` calls each, their median per-call time as GFLOP/s."""
+    per_call = [time_block(call, _noop, number, time.perf_counter) / number for _ in range(blocks)]
+    return _figures(size, per_call, number * blocks)
+
+
+def _noop() -> None:
+    return None
 
 
 def measure_peak(dtype: str, threads: int, size: int | None = None, rounds: int | None = None) -> dict[str, Any]:
@@ -121,11 +140,10 @@ def measure_peak(dtype: str, threads: int, size: int | None = None, rounds: int 
     meter, load, start = CpuMeter(), load_avg_1m(), time.perf_counter()
     figures: dict[str, list[dict]] = {lib: [] for lib in calls}
     with limited_threads(threads):
-        for call in calls.values():
-            _warm_up(call, WARMUP_S)
+        numbers = {lib: _warm_up(call, WARMUP_S, TIMING.block_min_s) for lib, call in calls.items()}
         for _ in range(rounds):
             for lib, call in calls.items():  # alternate, so a burst of other work hits every library alike
-                figures[lib].append(_round(call, size, TIMING))
+                figures[lib].append(_round(call, size, numbers[lib], TIMING.min_blocks))
     wall_s, other_s = time.perf_counter() - start, meter.other_cpu_s()
     per_library = {lib: _best_round(rows) for lib, rows in figures.items()}
     best = max(per_library, key=lambda lib: per_library[lib]["gflops"])

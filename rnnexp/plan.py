@@ -160,7 +160,7 @@ class _Composer:
     def __init__(self, inv: Invocation, loader: Any, extra: list[str]) -> None:
         self.inv, self.loader, self.extra = inv, loader, extra
         self.parser = OverridesParser.create(config_loader=loader)
-        self.templates: dict[tuple[str, ...], tuple[DictConfig, DictConfig]] = {}
+        self.templates: dict[tuple[str, ...], tuple[DictConfig, DictConfig, bool]] = {}
         self.groups: dict[str, set[str]] = {}
 
     def is_group(self, key: str) -> bool:
@@ -175,29 +175,44 @@ class _Composer:
             return True
         return self.is_group(o.key_or_group) or isinstance(o.value(), dict)
 
-    def template(self, structure: tuple[str, ...]) -> tuple[DictConfig, DictConfig]:
-        """(full config, its task part) for these structural overrides, composed by Hydra."""
+    def template(self, structure: tuple[str, ...]) -> tuple[DictConfig, DictConfig, bool]:
+        """(full config, its task part, whether that reads ``${hydra:...}``) for these structural overrides."""
         if structure not in self.templates:
             full = compose(self.inv.config_name, overrides=[*structure, *self.extra], return_hydra_config=True)
             task = copy.deepcopy(full)
             with read_write(task), open_dict(task):
                 del task["hydra"]
-            self.templates[structure] = (full, task)
+            self.templates[structure] = (full, task, HYDRA_RESOLVER in OmegaConf.to_yaml(task))
         return self.templates[structure]
 
     def compose(self, parsed: list[Override]) -> tuple[DictConfig, dict[str, Any]]:
         """(the job's full template, its flat config)."""
         structure = tuple(o.input_line for o in parsed if self.structural(o))
-        full, task = self.template(structure)
+        full, task, reads_hydra = self.template(structure)
         task = copy.deepcopy(task)
-        hydra_compat.apply_value_overrides(task, [o for o in parsed if not self.structural(o)])
-        previous = HydraConfig.instance().cfg
-        HydraConfig.instance().set_config(full)  # for ${hydra:...} in the task's own values
-        try:
+        values = [o for o in parsed if not self.structural(o)]
+        hydra_compat.apply_value_overrides(task, values)
+        reads_hydra = reads_hydra or any(HYDRA_RESOLVER in str(o.input_line) for o in values)
+        with hydra_config(full, reads_hydra):
             typed: RunConfig = OmegaConf.to_object(task)
-        finally:
-            HydraConfig.instance().cfg = previous
         return full, as_flat_dict(typed)
+
+
+HYDRA_RESOLVER = "${hydra:"  # an interpolation that reads HydraConfig, which must then be set
+
+
+@contextlib.contextmanager
+def hydra_config(full: DictConfig, needed: bool) -> Iterator[None]:
+    """HydraConfig set to ``full`` for the duration when ``needed`` (setting it copies the hydra node: ~5 ms)."""
+    if not needed:
+        yield
+        return
+    previous = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(full)
+    try:
+        yield
+    finally:
+        HydraConfig.instance().cfg = previous
 
 
 def _job_dir(full: DictConfig, parsed: list[Override], num: int) -> str:
@@ -209,12 +224,9 @@ def _job_dir(full: DictConfig, parsed: list[Override], num: int) -> str:
         full.hydra.job.override_dirname = hydra_compat.override_dirname(
             app, list(names.exclude_keys), names.item_sep, names.kv_sep
         )
-    previous = HydraConfig.instance().cfg
-    HydraConfig.instance().set_config(full)
-    try:
+    raw = str(full.hydra.sweep._get_node("subdir")._value())
+    with hydra_config(full, HYDRA_RESOLVER in raw):
         return str(OmegaConf.select(full, "hydra.sweep.subdir"))
-    finally:
-        HydraConfig.instance().cfg = previous
 
 
 def _parse(overrides: list[str], loader: Any) -> list[Override]:

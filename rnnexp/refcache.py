@@ -84,6 +84,18 @@ def key_material(cfg: RunConfig) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in NOT_IN_KEY and not k.startswith("timing_")}
 
 
+def shared(configs: dict[int, dict[str, Any]]) -> set[int]:
+    """The jobs (by number) whose reference another job of the plan also needs: only those use the disk.
+
+    ``configs`` maps each job to its flat config (``as_flat_dict``); the material is the key's.
+    """
+    groups: dict[str, list[int]] = {}
+    for num, flat in configs.items():
+        material = {k: v for k, v in flat.items() if k not in NOT_IN_KEY and not k.startswith("timing_")}
+        groups.setdefault(json.dumps(material, sort_keys=True, default=str), []).append(num)
+    return {num for nums in groups.values() if len(nums) > 1 for num in nums}
+
+
 def reference_key(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> str:
     """sha256 of FORMAT, ``key_material(cfg)`` and every array's name, dtype, shape and bytes."""
     digest = hashlib.sha256(json.dumps({"format": FORMAT, **key_material(cfg)}, sort_keys=True).encode())

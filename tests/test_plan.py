@@ -57,6 +57,7 @@ def test_hydra_mode_multirun_is_a_sweep_too():
     [
         ("jobs/${hydra.job.num}", ["jobs/0", "jobs/1"]),
         ("${hydra.job.override_dirname}", ["hidden_size=8", "hidden_size=16"]),
+        ("run_${hydra:job.num}", ["run_0", "run_1"]),  # the resolver reads HydraConfig: set for that job
     ],
 )
 def test_job_dirs_follow_the_subdir_pattern(tmp_path, subdir, dirs):

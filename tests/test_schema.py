@@ -159,3 +159,43 @@ def test_error_rows_keep_dtypes_and_samples_match_blocks(tmp_path):
     per_job = samples[samples["phase"] == "forward"].groupby("job_num").size()
     ok = df[df["status"] == "ok"]
     assert per_job.reindex(ok["job_num"]).tolist() == ok["n_blocks"].tolist()
+
+
+JOB_KINDS = {  # one job of every kind a row can come from: each backend, training, dynamics, an error
+    "numpy": dict(backend="numpy"),
+    "numpy_naive": dict(backend="numpy_naive"),
+    "torch_lstm_bi": dict(backend="torch", cell="lstm", layers=2, bidirectional=True),
+    "torch_cell_gru": dict(backend="torch_cell", cell="gru"),
+    "torch_compile": dict(backend="torch_compile"),
+    "onnxruntime": dict(backend="onnxruntime", cell="gru"),
+    "jax": dict(backend="jax", cell="lstm"),
+    "training": dict(backend="torch", mode="training"),
+    "dynamics": dict(backend="numpy", lyapunov_k=2, lyapunov_warmup=2, grad_flow=True),
+    "error": dict(backend="numpy", hidden_size=0),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", JOB_KINDS)
+def test_every_column_a_job_produces_is_declared(kind):
+    from rnnexp.config import Mode, RunConfig, TimingConfig
+    from rnnexp.runner import run_job
+
+    spec = dict(JOB_KINDS[kind])
+    if spec.get("backend") in ("onnxruntime", "jax"):
+        pytest.importorskip(spec["backend"])
+    if "mode" in spec:
+        spec["mode"] = Mode(spec["mode"])
+    for key in ("cell",):
+        if key in spec:
+            from rnnexp.config import Cell
+
+            spec[key] = Cell(spec[key])
+    quick = TimingConfig(warmup=1, min_run_time_s=0.01, max_run_time_s=0.1, min_blocks=3, block_min_s=0.001)
+    done = run_job(RunConfig(timesteps=6, timing=quick, **spec))
+    assert (done.row["status"] == "error") == (kind == "error"), done.row["error"]
+    undeclared = set(done.row) - set(schema.names()) - {"job_num", "overrides", "command"}
+    assert not undeclared, f"{kind}: declare {sorted(undeclared)} in rnnexp/schema.py"
+    for name, table in done.tables.items():
+        assert name in schema.TABLES, name
+        assert not set(table.columns) - set(schema.names(name)), (name, set(table.columns) - set(schema.names(name)))
