@@ -225,6 +225,7 @@ class Session:
     cache_dir: Path
     shared: set[int] = field(default_factory=set)  # jobs whose float64 reference another job needs too
     ran: int = 0  # jobs run in this process so far (for the ETA)
+    driver_pid: int = field(default_factory=os.getpid)  # jobs run elsewhere (joblib, SLURM) get no ETA
 
 
 def hydra_quote(value: str) -> str:

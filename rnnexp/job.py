@@ -12,6 +12,7 @@ job's files ends the sweep (``cli.Fatal``), since no later job could write eithe
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,9 @@ def _progress(session: Session, num: int) -> str:
         return ""
     elapsed = time.time() - session.started
     remaining = max(0, session.total - num - 1)
-    eta = f", ETA {elapsed / session.ran * remaining:.1f}s" if session.ran else ""
+    # Only the driver sees every job it ran; a worker process's copy of the session does not.
+    in_driver = os.getpid() == session.driver_pid and session.ran
+    eta = f", ETA {elapsed / session.ran * remaining:.1f}s" if in_driver else ""
     return f"[{num + 1}/{session.total}] elapsed {elapsed:.1f}s{eta}: "
 
 
