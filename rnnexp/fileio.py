@@ -53,14 +53,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path | str, write: Callable[[IO[str]], Any], newline: str | None = "") -> Path:
-    """Create or replace ``path`` with what ``write(handle)`` writes to a text handle, atomically."""
+def write_atomic(path: Path | str, write: Callable[[IO], Any], newline: str | None = "", binary: bool = False) -> Path:
+    """Create or replace ``path`` with what ``write(handle)`` writes to a text (or ``binary``) handle, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
+    text = {} if binary else {"newline": newline, "encoding": "utf-8"}
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode())
-        with os.fdopen(fd, "w", newline=newline, encoding="utf-8") as handle:
+        with os.fdopen(fd, "wb" if binary else "w", **text) as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

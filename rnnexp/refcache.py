@@ -213,7 +213,7 @@ def write_entry(path: Path, key: str, result: RefResult) -> None:
             arrays[f"{name}/{col}"] = values.astype(str) if values.dtype == object else values
     meta = {"format": FORMAT, "key": key, "stats": result.stats, "tables": layout}
     arrays["meta"] = np.array(json.dumps(meta))
-    write_atomic(path, lambda fh: np.savez(fh.buffer, **arrays))
+    write_atomic(path, lambda fh: np.savez(fh, **arrays), binary=True)
 
 
 def read_entry(path: Path, key: str) -> RefResult | None:
