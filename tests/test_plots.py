@@ -27,7 +27,10 @@ def figures(monkeypatch):
         legends = [t.get_text() for leg in [*fig.legends, *(ax.get_legend() for ax in axes)] if leg
                    for t in leg.get_texts()]  # fmt: skip
         styles_drawn = [(tuple(s["color"]), s["marker"], s["linestyle"]) for s in styles.by_label.values()]
-        seen[name] = {"drawn": drawn, "legend": legends, "styles": styles_drawn, "panels": len(axes), "path": path}
+        lines = [[(list(ln.get_xdata()), list(ln.get_ydata())) for ln in ax.lines if not ln.get_label().startswith("_")]
+                 for ax in axes]  # fmt: skip
+        seen[name] = {"drawn": drawn, "legend": legends, "styles": styles_drawn, "panels": len(axes), "path": path,
+                      "lines": lines}  # fmt: skip
         return path
 
     monkeypatch.setattr(draw, "finish", spy)
@@ -156,7 +159,11 @@ def test_dynamics_and_training_plots_when_their_columns_exist(tmp_path, figures)
     res = Results(tmp_path, table(rows), {schema.STEPS: schema.coerce(pd.DataFrame(steps), schema.STEPS)})
     assert_png(plots.dynamics(res, tmp_path, "numpy"))
     fig = figures["dynamics.png"]
-    assert fig["panels"] == 3 and fig["drawn"][0] == ["rnn", "gru"] and len(fig["drawn"][1]) == 8
+    # exponents and saturation by cell; then the gradient flow, a panel per cell, one line per gain
+    assert fig["panels"] == 4 and fig["drawn"][0] == fig["drawn"][1] == ["rnn", "gru"]
+    gains = [f"init_gain={g}" for g in ("0.5", "1", "2", "4")]
+    assert fig["drawn"][2] == fig["drawn"][3] == gains
+    assert all(label in fig["legend"] for label in ["rnn", "gru", *gains])
     train = [{"cell": "lstm", "backend": b, "mode": "training", "time_median_ms": 3.0, "fwd_time_median_ms": 1.0,
               "bwd_data_time_median_ms": 1.0, "bwd_weights_time_median_ms": 0.8, "status": "ok", "job_num": i}
              for i, b in enumerate(("numpy", "torch"))]  # fmt: skip
@@ -169,3 +176,22 @@ def test_make_all_on_a_plain_sweep(tmp_path):
     res = Results(tmp_path, table(rows), {schema.STEPS: schema.coerce(steps_for(rows), schema.STEPS)})
     made = {p.name for p in plots.make_all(res, tmp_path, "numpy")}
     assert made == {"time_vs_size.png", "saturation_vs_init.png", "state_norm.png"}
+
+
+def test_state_norm_averages_seeds_and_thins_a_key_past_eight_lines(tmp_path, figures):
+    rows, steps = [], []
+    gains = [round(0.5 + 0.1 * i, 1) for i in range(16)]
+    for num, (cell, gain, seed) in enumerate(itertools.product(("rnn", "gru"), gains, (0, 1, 2))):
+        rows.append({"cell": cell, "backend": "numpy", "init_gain": gain, "seed": seed, "timesteps": 5,
+                     "status": "ok", "job_num": num})  # fmt: skip
+        steps += [{"job_num": num, "layer": 0, "direction": "forward", "timestep": t, "h_norm": gain * (1 + seed) + t}
+                  for t in range(5)]  # fmt: skip
+    res = Results(tmp_path, table(rows), {schema.STEPS: schema.coerce(pd.DataFrame(steps), schema.STEPS)})
+    assert_png(plots.state_norm(res, tmp_path))
+    fig = figures["state_norm.png"]
+    assert fig["panels"] == 2  # by cell
+    assert all(0 < len(lines) <= draw.MAX_SERIES for lines in fig["drawn"])  # not 48 lines a panel
+    assert fig["drawn"][0] == ["init_gain=0.5", "init_gain=1", "init_gain=1.5", "init_gain=2"]
+    # the mean over the three seeds is what is drawn: gain * (1 + 1) at timestep 0 for init_gain 0.5
+    x, y = fig["lines"][0][0]
+    assert x[0] == 0 and y[0] == pytest.approx(0.5 * 2)

@@ -47,14 +47,26 @@ class Styles:
         return self.by_label[label]
 
 
+def gain_colors(n: int) -> list:
+    """``n`` colours in one ordered scale (light to dark), for lines that are steps of one quantity."""
+    cmap = plt.get_cmap("viridis")
+    return [cmap(0.85 - 0.8 * i / max(n - 1, 1)) for i in range(n)]
+
+
 def label_of(row: pd.Series | dict, keys: list[str]) -> str:
     """'backend=torch, layers=2' (a backend's or cell's name alone: it says what it is)."""
     parts = [text(row[k]) if k in ("backend", "cell", "source") else f"{k}={text(row[k])}" for k in keys]
     return ", ".join(parts) if parts else "all rows"
 
 
-def choose_facets(df: pd.DataFrame, series_keys: list[str], preferred: tuple[str, ...] = ("cell",)) -> list[str]:
-    """The fewest series keys to split panels by so that no panel holds more than MAX_SERIES series."""
+def choose_facets(
+    df: pd.DataFrame,
+    series_keys: list[str],
+    preferred: tuple[str, ...] = ("cell",),
+    candidates: list[str] | None = None,
+) -> list[str]:
+    """The fewest series keys (of ``candidates``, default all) to split panels by so that no panel holds more
+    than MAX_SERIES series."""
 
     def worst(facets: list[str]) -> int:
         rest = [k for k in series_keys if k not in facets]
@@ -65,7 +77,10 @@ def choose_facets(df: pd.DataFrame, series_keys: list[str], preferred: tuple[str
 
     if worst([]) <= MAX_SERIES:
         return []
-    ranked = sorted(series_keys, key=lambda k: (k not in preferred, df[k].nunique(dropna=False)))
+    pool = [k for k in series_keys if candidates is None or k in candidates]
+    if not pool:
+        return []
+    ranked = sorted(pool, key=lambda k: (k not in preferred, df[k].nunique(dropna=False)))
     for size in (1, 2):
         fits = [list(c) for c in itertools.combinations(ranked, size) if worst(list(c)) <= MAX_SERIES]
         fits = [f for f in fits if len(df[f].drop_duplicates()) <= MAX_PANELS]

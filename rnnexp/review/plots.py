@@ -216,7 +216,10 @@ def saturation_vs_init(df: pd.DataFrame, out: Path, reference: str | None) -> Pa
             line = s.groupby("init_gain")["h_saturation_frac"].mean().sort_index()
             label = draw.label_of(s.iloc[0], series)
             ax.plot(line.index.to_numpy(dtype=float), line.to_numpy(dtype=float), label=label, **styles(label))
-        draw.size_ticks(ax, ok["init_gain"])
+        if ok["init_gain"].nunique() > 6:  # many gains: round ticks on a linear axis, not each label
+            _gain_axis(ax, ok["init_gain"])
+        else:
+            draw.size_ticks(ax, ok["init_gain"])
         ax.set(xlabel="init_gain (multiplier of the init's scale)", ylabel="share of |h| > 0.99", ylim=(-0.03, 1.03))
         ax.set_title(facet, fontsize="medium")
     context = _context(ok, {*series, *facets, "init_gain"})
@@ -256,8 +259,12 @@ def state_norm(res: Results, out: Path) -> Path | None:
     keys = [k for k in varying(df) if k != "backend"]
     data = steps[steps["h_norm"].notna()].merge(df[[*join, *dict.fromkeys(keys)]].drop_duplicates(join), on=join)
     parts = [c for c in ("layer", "direction") if data[c].nunique() > 1]
-    facets = parts if parts else draw.choose_facets(data.drop_duplicates(join), keys)
+    data, keys, join, averaged = _mean_over_seeds(data, join, keys)
+    # panels by a category (cell, backend); a numeric key (a gain, a size) is thinned instead, below
+    categories = [k for k in keys if not pd.api.types.is_numeric_dtype(data[k])]
+    facets = parts if parts else draw.choose_facets(data.drop_duplicates(join), keys, candidates=categories)
     keys = [k for k in keys if k not in facets]
+    data, thinned = _thinned(data, join, facets, keys)
     groups = _facet_groups(order_rows(data, [*facets, *keys], first=df), facets)
     fig, axes = draw.panels(len(groups), across=2 if parts else 3)
     styles = draw.Styles()
@@ -278,75 +285,124 @@ def state_norm(res: Results, out: Path) -> Path | None:
             draw.log_axis(ax, "y", positive)
         ax.set(xlabel="timestep", ylabel="||h_t|| (mean L2 norm over the batch)")
         ax.set_title(facet.replace("layer=", "layer ").replace("direction=", ""), fontsize="medium")
-    context = _context(df, {*keys, *facets, *varying(df)})
+    context = "; ".join(filter(None, [averaged, thinned, _context(df, {*keys, *facets, *varying(df)})]))
     title = "Hidden-state norm over time (float64 reference; each distinct trajectory drawn once)"
     return draw.finish(fig, axes, styles, out, "state_norm.png", title + (f"\n{context}" if context else ""),
                        per_panel=True)  # fmt: skip
 
 
+def _mean_over_seeds(data: pd.DataFrame, join: list[str], keys: list[str]):
+    """Seeds are replicates: past MAX_SERIES trajectories, draw their mean rather than a line per seed.
+
+    Returns the data, the keys left, the join columns, and what was done in words ('' for nothing).
+    """
+    if "seed" not in keys or len(data.drop_duplicates(join)[keys].drop_duplicates()) <= draw.MAX_SERIES:
+        return data, keys, join, ""
+    keys = [k for k in keys if k != "seed"]
+    data = data.groupby([*keys, "layer", "direction", "timestep"], dropna=False, sort=False)["h_norm"].mean()
+    data = data.reset_index()
+    data["job_num"] = data.groupby(keys, dropna=False, sort=False).ngroup() if keys else 0
+    return data, keys, ["job_num"], "mean over seeds"
+
+
+def _thinned(data: pd.DataFrame, join: list[str], facets: list[str], keys: list[str]):
+    """Still past MAX_SERIES lines in a panel: a numeric key's values thinned to a few spread over its range."""
+    runs = data.drop_duplicates(join)
+    groups = runs.groupby(facets, dropna=False) if facets else [(None, runs)]
+    most = max(len(g[keys].drop_duplicates()) for _, g in groups) if keys else 1
+    numeric = [k for k in keys if pd.api.types.is_numeric_dtype(data[k]) and data[k].nunique() > 2]
+    if most <= draw.MAX_SERIES or not numeric:
+        return data, ""
+    key = max(numeric, key=lambda k: data[k].nunique())
+    values = np.sort(data[key].dropna().unique())
+    keep = values[np.unique(np.linspace(0, len(values) - 1, draw.MAX_SERIES // 2).round().astype(int))]
+    return data[data[key].isin(keep)], f"{len(keep)} of {len(values)} {key} values"
+
+
 def dynamics(res: Results, out: Path, reference: str | None) -> Path | None:
-    """Edge of chaos: lyap_max against init_gain (median and seeds' range), grad_log_norm over the distance to the end,
-    and saturation against init_gain, one style per cell (and other varying keys), side by side."""
+    """Edge of chaos: lyap_max against init_gain (median and the seeds' range) and saturation beside it, one
+    style per cell; below, grad_log_norm against the distance to the end, a panel per cell, a few gains each
+    in one colour scale (a gain reads the same in every panel)."""
     df = reference_rows(ok_rows(res.table), reference)
-    has_lyap = df["lyap_max"].notna().any() and df["init_gain"].nunique() > 1
-    steps = res.side(schema.STEPS)
-    has_grad = steps is not None and "grad_log_norm" in steps and steps["grad_log_norm"].notna().any()
-    if not (has_lyap or has_grad):
+    gains_vary = df["init_gain"].nunique() > 1
+    has_lyap = df["lyap_max"].notna().any() and gains_vary
+    has_sat = df["h_saturation_frac"].notna().any() and gains_vary and has_lyap
+    grads = _grad_lines(df, res.side(schema.STEPS))
+    if not has_lyap and grads is None:
         return None
     series = _series_keys(df, {"init_gain", "seed", "backend"})[:2]
-    n = sum([has_lyap, has_grad, df["h_saturation_frac"].notna().any() and df["init_gain"].nunique() > 1])
-    fig, axes = draw.panels(n)
-    styles, i = draw.Styles(), 0
+    groups = list(grads.groupby(series, sort=False, dropna=False)) if grads is not None and series else []
+    if grads is not None and not groups:
+        groups = [((), grads)]
+    fig, axes = draw.panels(has_lyap + has_sat + len(groups))
+    styles, panels = draw.Styles(), iter(axes)
     if has_lyap:
-        ax = axes[i]
-        i += 1
-        for _, s in df.groupby(series, sort=False, dropna=False) if series else [((), df)]:
-            by = s.groupby("init_gain")["lyap_max"]
-            med, lo, hi = by.median(), by.min(), by.max()
-            label = draw.label_of(s.iloc[0], series)
-            style = styles(label)
-            ax.plot(med.index.to_numpy(dtype=float), med.to_numpy(dtype=float), label=label, **style)
-            ax.fill_between(med.index.to_numpy(dtype=float), lo.to_numpy(dtype=float), hi.to_numpy(dtype=float),
-                            color=style["color"], alpha=0.15, linewidth=0)  # fmt: skip
+        _by_gain(next(panels), df, series, styles, "lyap_max", "largest Lyapunov exponent (1/step)",
+                 "lyap_max (median over seeds; band: their range)")  # fmt: skip
+    if has_sat:
+        _by_gain(next(panels), df, series, styles, "h_saturation_frac", "share of |h| > 0.99", "saturation")
+    for _, g in groups:
+        _grad_panel(next(panels), g, draw.label_of(g.iloc[0], series) if series else "")
+    return draw.finish(fig, axes, styles, out, "dynamics.png", "Dynamics against the initialisation's gain",
+                       per_panel=True)  # fmt: skip
+
+
+def _gain_axis(ax, values) -> None:
+    """init_gain on a linear axis with a few round ticks (16 gains labelled one by one would overlap)."""
+    gains = pd.Series(values).dropna().astype(float)
+    ax.set_xlim(gains.min() - 0.05 * np.ptp(gains), gains.max() + 0.05 * np.ptp(gains))
+    ax.xaxis.set_major_locator(draw.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    ax.set_xlabel("init_gain")
+
+
+def _by_gain(ax, df: pd.DataFrame, series: list[str], styles: draw.Styles, column: str, ylabel: str, title: str):
+    """``column`` against init_gain, one line per series: the median over seeds, a band over their range."""
+    for _, s in df.groupby(series, sort=False, dropna=False) if series else [((), df)]:
+        by = s.groupby("init_gain")[column]
+        med, lo, hi = (f().sort_index() for f in (by.median, by.min, by.max))
+        label = draw.label_of(s.iloc[0], series) if series else column
+        style = styles(label)
+        x = med.index.to_numpy(dtype=float)
+        ax.plot(x, med.to_numpy(dtype=float), label=label, markersize=4, **style)
+        ax.fill_between(x, lo.to_numpy(dtype=float), hi.to_numpy(dtype=float), color=style["color"], alpha=0.2,
+                        linewidth=0)  # fmt: skip
+    if column == "lyap_max":
         ax.axhline(0.0, color="black", linewidth=0.8)
-        draw.size_ticks(ax, df["init_gain"])
-        ax.set(xlabel="init_gain", ylabel="largest Lyapunov exponent (1/step)",
-               title="lyap_max (median over seeds; band: range)")  # fmt: skip
-    if has_grad:
-        ax = axes[i]
-        i += 1
-        _grad_flow(ax, df, steps, series, styles)
-    if i < n:
-        ax = axes[i]
-        for _, s in df.groupby(series, sort=False, dropna=False) if series else [((), df)]:
-            line = s.groupby("init_gain")["h_saturation_frac"].mean().sort_index()
-            label = draw.label_of(s.iloc[0], series)
-            ax.plot(line.index.to_numpy(dtype=float), line.to_numpy(dtype=float), label=label, **styles(label))
-        draw.size_ticks(ax, df["init_gain"])
-        ax.set(xlabel="init_gain", ylabel="share of |h| > 0.99", ylim=(-0.03, 1.03), title="saturation")
-    return draw.finish(fig, axes, styles, out, "dynamics.png", "Dynamics against the initialisation's gain")
+    else:
+        ax.set_ylim(-0.03, 1.03)
+    _gain_axis(ax, df["init_gain"])
+    ax.set(ylabel=ylabel, title=title)
 
 
-GRAD_GAINS = 4  # lines in the gradient-flow panel: a few gains spread over the range swept
+GRAD_GAINS = 4  # lines per gradient-flow panel: a few gains spread over the range swept
 
 
-def _grad_flow(ax, df: pd.DataFrame, steps: pd.DataFrame, series: list[str], styles: draw.Styles) -> None:
-    """Mean log ||dL/dh_t|| (top layer, forward) against the distance to the end, for a few gains."""
+def _grad_lines(df: pd.DataFrame, steps: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Top layer, forward direction: grad_log_norm with each row's distance to the end, for a few gains."""
+    if steps is None or "grad_log_norm" not in steps or steps["grad_log_norm"].isna().all():
+        return None
     join = join_keys(df, steps)
     top = steps[(steps["grad_log_norm"].notna()) & (steps["direction"].fillna("forward") == "forward")]
     top = top[top["layer"] == top["layer"].max()]
-    data = top.merge(df[[*join, *series, "init_gain", "timesteps"]], on=join)
+    keys = [k for k in dict.fromkeys([*join, *varying(df), "init_gain", "timesteps"]) if k in df]
+    data = top.merge(df[keys], on=join)
     gains = np.sort(data["init_gain"].dropna().unique())
     pick = gains[np.unique(np.linspace(0, len(gains) - 1, min(GRAD_GAINS, len(gains))).round().astype(int))]
     data = data[data["init_gain"].isin(pick)]
-    data = data.assign(distance=data["timesteps"].astype(float) - 1 - data["timestep"].astype(float))
-    for _, s in data.groupby([*series, "init_gain"], sort=False, dropna=False):
-        line = s.groupby("distance")["grad_log_norm"].mean().sort_index()
-        label = draw.label_of(s.iloc[0], [*series, "init_gain"])
-        ax.plot(line.index.to_numpy(dtype=float), line.to_numpy(dtype=float), label=label, markersize=3,
-                **styles(label))  # fmt: skip
-    ax.set(xlabel="distance to the end (steps)", ylabel="log ||dL/dh_t|| (mean over seeds)",
-           title="gradient flow, top layer")  # fmt: skip
+    return data.assign(distance=data["timesteps"].astype(float) - 1 - data["timestep"].astype(float))
+
+
+def _grad_panel(ax, data: pd.DataFrame, name: str) -> None:
+    """Mean (over seeds) log ||dL/dh_t|| against the distance to the end, one line per gain, darker = larger."""
+    gains = np.sort(data["init_gain"].unique())
+    shades = draw.gain_colors(len(gains))
+    for gain, color in zip(gains, shades, strict=True):
+        line = data[data["init_gain"] == gain].groupby("distance")["grad_log_norm"].mean().sort_index()
+        ax.plot(line.index.to_numpy(dtype=float), line.to_numpy(dtype=float), color=color,
+                label=f"init_gain={draw.plain(float(gain))}")  # fmt: skip
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    title = "gradient flow, top layer" + (f": {name}" if name else "")
+    ax.set(xlabel="distance to the end (steps)", ylabel="log ||dL/dh_t|| (mean over seeds)", title=title)
 
 
 def training_phases(df: pd.DataFrame, out: Path) -> Path | None:
