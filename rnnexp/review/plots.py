@@ -257,6 +257,7 @@ def state_norm(res: Results, out: Path) -> Path | None:
         return None
     join = join_keys(df, steps)
     keys = [k for k in varying(df) if k != "backend"]
+    keys = drop_determined(df, keys) if keys else keys  # input_size = hidden_size, relu by rnn: named once
     data = steps[steps["h_norm"].notna()].merge(df[[*join, *dict.fromkeys(keys)]].drop_duplicates(join), on=join)
     parts = [c for c in ("layer", "direction") if data[c].nunique() > 1]
     data, keys, join, averaged = _mean_over_seeds(data, join, keys)
