@@ -73,7 +73,9 @@ def _with_num(cfg, idx):
         ["timing=default", "seed=5", "layers=2", "bidirectional=true"],
         ["timing.min_run_time_s=0.05"],
         ["cell=lstm", "proj_size=2", "timing=precise"],
-        ["+experiment=tutorial", "seed=1"],  # an add: composed by Hydra from scratch
+        ["+experiment=tutorial", "seed=1"],  # a group added: part of the template, seed applied on a copy
+        ["+deepbench=gru_h512_n32_t1", "backend=numpy", "+experiment=deepbench"],
+        ["+seed_extra=3", "seed=1"],  # an add of a plain key: composed by Hydra from scratch
         ["seed=1", "~init"],  # a delete: likewise
         [],
     ],

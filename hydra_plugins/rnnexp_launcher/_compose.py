@@ -2,12 +2,13 @@
 
 Hydra composes every job from scratch (read the config files, build the defaults list, merge, then
 apply the plain ``key=value`` overrides). Jobs of a sweep mostly differ in plain overrides only, and
-everything before those depends only on the config-group choices. So the config before the plain
-overrides is composed once per distinct set of group choices, by Hydra (``load_sweep_config``), and
-each job is a copy with its plain overrides applied (``rnnexp.hydra_compat.apply_value_overrides``)
-and Hydra's bookkeeping redone (``hydra.overrides.task``, ``override_dirname``, runtime fields). A
-job with any other kind of override (``+key``, ``~key``, ``key@pkg``, ``hydra.*``, a dict value), or
-any job when the config sets ``hydra.searchpath``, is composed by Hydra from scratch.
+everything before those depends only on the config-group choices (a group chosen, ``timing=quick``,
+or added, ``+deepbench=NAME``). So the config before the plain overrides is composed once per
+distinct set of group choices, by Hydra (``load_sweep_config``), and each job is a copy with its
+plain overrides applied (``rnnexp.hydra_compat.apply_value_overrides``) and Hydra's bookkeeping
+redone (``hydra.overrides.task``, ``override_dirname``, runtime fields). A job with any other kind
+of override (``+key`` of a plain key, ``~key``, ``key@pkg``, ``hydra.*``, a dict value), or any job
+when the config sets ``hydra.searchpath``, is composed by Hydra from scratch.
 tests/test_launcher.py checks both paths give Hydra's own result.
 """
 
@@ -65,12 +66,14 @@ class JobComposer:
         groups: list[str] = []
         values: list[Override] = []
         for o in parsed:
-            if o.is_hydra_override() or o.is_add() or o.is_force_add() or o.is_delete() or o.package is not None:
+            if o.is_hydra_override() or o.is_force_add() or o.is_delete() or o.package is not None:
                 return None
             if isinstance(o.value(), dict):
                 return None
-            if self._is_group(o.key_or_group):
+            if self._is_group(o.key_or_group):  # a group choice, or a group added (+deepbench=NAME): the template's
                 groups.append(str(o.input_line))
+            elif o.is_add():  # +key=value of a plain key: Hydra's own compose
+                return None
             else:
                 values.append(o)
         return tuple(groups), values
