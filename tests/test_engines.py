@@ -21,7 +21,7 @@ from conftest import ROOT
 from rnnexp import backends, memory
 from rnnexp.backends import jax_scan, onnxrt
 from rnnexp.backends.numpy_ref import reference
-from rnnexp.config import Cell, ConfigError, Device, Dtype, RunConfig, TimingConfig
+from rnnexp.config import Cell, ConfigError, Device, Dtype, Mode, RunConfig, TimingConfig
 from rnnexp.params import make_inputs, make_params
 from rnnexp.runner import PARITY_TOL, JobContext, max_abs_err, parity, run_job
 from test_backends import CELLS, LAYOUT_IDS, LAYOUTS, config, run_backend, torch_outputs
@@ -313,3 +313,38 @@ def test_the_engine_keeps_to_its_threads(backend, threads):
 def test_jax_settings_are_restored_after_pinning(jax_pool):
     assert jax.config.values["jax_cpu_enable_async_dispatch"] is True
     assert os.environ.get("PJRT_NPROC") == PJRT_NPROC_BEFORE  # processes started later choose their own
+
+
+TRAINING_LAYOUTS = [  # every cell, both dtypes, over layouts that between them take every value of every key
+    dict(layers=2, bidirectional=True, batch_first=True, bias=True, batch_size=3),
+    dict(layers=1, bidirectional=False, batch_first=False, bias=False, batch_size=1),
+    dict(layers=3, bidirectional=False, batch_first=True, bias=False, batch_size=3),
+]
+
+
+@pytest.mark.parametrize("layout", TRAINING_LAYOUTS, ids=["L2-bi", "L1-tm-nobias", "L3-nobias"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_jax_training_gradients_match_the_float64_reference(cell, dtype, layout):
+    """jax.grad, a second automatic differentiation, against the hand-written float64 BPTT (numpy_ref.gradients)."""
+    from rnnexp.backends.numpy_ref import gradients
+    from rnnexp.backends.training import GRAD_PARITY_TOL, cotangents
+
+    cfg = config(layout, cell, dtype, backend="jax", mode=Mode.training)
+    params, x = make_params(cfg), make_inputs(cfg)
+    cots = cotangents(cfg)
+    prepared = jax_scan.prepare_training(cfg, params, x, *cots)
+    ref = gradients(cfg, params, x, *cots)
+    with prepared.context():
+        out, grads = prepared.fetch(prepared.step())
+        recording = prepared.forward()
+        phase_grads = [prepared.fetch_grads(prepared.backward_data(recording)) for _ in range(2)]
+        phase_grads += [prepared.fetch_grads(prepared.backward_weights(recording)) for _ in range(2)]
+    assert set(grads) == set(ref) and set(phase_grads[0]) == {"x"} and set(phase_grads[2]) == set(ref) - {"x"}
+    scale = max(1.0, *(float(np.max(np.abs(v))) for v in ref.values()))
+    for got in (grads, *phase_grads):
+        for name, value in got.items():
+            assert value.shape == ref[name].shape, name
+            assert np.max(np.abs(value - ref[name])) <= GRAD_PARITY_TOL[dtype] * scale, name
+    assert out.output.shape == reference(cfg, params, x).output.shape
+    assert prepared.compile_s is not None and prepared.compile_s > 0

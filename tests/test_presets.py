@@ -25,7 +25,7 @@ EXPECTED_JOBS = {
     "depth_direction": 18,
     "edge_of_chaos": 144,
     "saturation": 45,
-    "training": 48,
+    "training": 60,
     "tutorial": 8,
 }
 

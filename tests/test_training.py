@@ -169,7 +169,7 @@ def test_a_backend_that_cannot_train_is_refused_in_one_line():
 
 @pytest.mark.slow
 def test_training_sweep_through_the_cli(tmp_path):
-    cells, trainers = ["rnn", "lstm", "gru"], ["numpy", "torch", "torch_cell", "torch_compile"]
+    cells, trainers = ["rnn", "lstm", "gru"], ["numpy", "torch", "torch_cell", "torch_compile", "jax"]
     args = ["-m", "mode=training", "timing=quick", "hidden_size=8", "timesteps=6", "batch_size=2"]
     done = run_cli([*args, f"cell={','.join(cells)}", f"backend={','.join(trainers)}"], tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -191,7 +191,7 @@ def test_presets_compose_in_training_mode():
         return [job.overrides for job in make_plan(read_argv(argv)).jobs]
 
     jobs = planned_jobs(["-m", "+experiment=training"])
-    assert len(jobs) == 3 * 4 * 2 * 2
+    assert len(jobs) == 3 * 5 * 2 * 2
     modes = {make_config(*job).mode for job in (jobs[0], jobs[1])}
     assert modes == {Mode.inference, Mode.training}
     for job in (jobs[1], jobs[-1]):

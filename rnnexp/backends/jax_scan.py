@@ -34,6 +34,7 @@ import jaxlib
 import numpy as np
 
 from rnnexp.backends import Outputs, Prepared
+from rnnexp.backends.training import PreparedTraining
 from rnnexp.config import Cell, ConfigError, Device, Dtype, Nonlinearity, RunConfig
 from rnnexp.params import directions, suffix
 
@@ -214,3 +215,68 @@ def forward(cfg: RunConfig, params: dict[str, jax.Array], x: jax.Array):
         seq = jnp.concatenate(outs, axis=-1) if len(outs) > 1 else outs[0]
     output = jnp.swapaxes(seq, 0, 1) if cfg.batch_first else seq
     return output, jnp.stack(h_n), jnp.stack(c_n) if cfg.cell is Cell.lstm else None
+
+
+def prepare_training(
+    cfg: RunConfig,
+    params: dict[str, np.ndarray],
+    x: np.ndarray,
+    d_output: np.ndarray,
+    d_h_n: np.ndarray,
+    d_c_n: np.ndarray | None = None,
+) -> PreparedTraining:
+    """mode=training: ``jax.grad`` through the scanned forward, a second automatic differentiation.
+
+    The step is ``jax.grad`` of L = sum(output * d_output) + sum(h_n * d_h_n) (+ c_n) with respect to the
+    parameters and the input, the outputs kept as its aux. The recording forward is ``jax.vjp`` (its
+    residuals returned from the compiled function: a vjp function is a pytree), and each backward phase a
+    compiled call of it that returns only its own gradients, so XLA drops the other's products (as
+    ``torch.autograd.grad`` with only those inputs does). Every function is compiled ahead of time in
+    here (``compile_s``), never in the timings.
+    """
+    threads = pin_threads(cfg.threads)
+    device = _device(cfg)
+    model = functools.partial(forward, cfg)
+    with x64(cfg):
+        w, xs, cot = jax.device_put((params, x, (d_output, d_h_n, d_c_n)), device)
+
+        def loss(w, xs):
+            outs = model(w, xs)
+            return sum(jnp.vdot(o, c) for o, c in zip(outs, cot, strict=True) if o is not None), outs
+
+        start = time.perf_counter()
+        step = jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True)).lower(w, xs).compile()
+        record = jax.jit(lambda w, xs: jax.vjp(model, w, xs)).lower(w, xs).compile()
+        recording = record(w, xs)
+        data = jax.jit(lambda rec: rec[1](cot)[1]).lower(recording).compile()
+        weights = jax.jit(lambda rec: rec[1](cot)[0]).lower(recording).compile()
+        compile_s = time.perf_counter() - start
+    blocking = device.platform == "cpu"
+    run = (lambda f, *a: jax.block_until_ready(f(*a))) if blocking else (lambda f, *a: f(*a))
+    last: list = []
+
+    def keep(result):
+        last[:] = [result]
+        return result
+
+    def sync() -> None:
+        if last and not blocking:
+            jax.block_until_ready(last[0])
+
+    def fetch_step(result) -> tuple[Outputs, dict[str, np.ndarray]]:
+        (dw, dx), outs = result
+        return fetch(outs), {"x": np.asarray(dx), **{k: np.asarray(v) for k, v in dw.items()}}
+
+    return PreparedTraining(
+        step=lambda: keep(run(step, w, xs)),
+        forward=lambda: keep(run(record, w, xs)),
+        backward_data=lambda rec: keep({"x": run(data, rec)}),
+        backward_weights=lambda rec: keep(run(weights, rec)),
+        fetch=fetch_step,
+        fetch_grads=lambda grads: {k: np.asarray(v) for k, v in grads.items()},
+        sync=sync,
+        context=functools.partial(x64, cfg),
+        device="cuda" if device.platform == "gpu" else "cpu",
+        compile_s=compile_s,
+        extra={"engine_threads": threads, "jax_version": jax.__version__, "jaxlib_version": jaxlib.__version__},
+    )
