@@ -286,3 +286,13 @@ def test_real_sweep_report_through_cli(tmp_path):
     assert_png(sweep / "time_vs_size.png")
     env = json.loads((sweep / "env.json").read_text())
     assert env["hostname"]
+
+
+def test_out_that_is_not_a_dir_is_one_line_and_exit_2(tmp_path, capsys):
+    sweep = make_sweep(tmp_path / "sweep", make_rows())
+    not_a_dir = tmp_path / "README.md"
+    not_a_dir.write_text("a file")
+    assert report.main([str(sweep), "--out", str(not_a_dir), "--no-plots"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"rnnexp report: error: --out {not_a_dir}: ")
+    assert not_a_dir.read_text() == "a file"

@@ -242,7 +242,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     folder = args.out or default_out(args.paths[0])
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not folder.is_dir():
+            raise NotADirectoryError(20, "not a directory")
+    except OSError as exc:
+        print(f"{PROG}: error: --out {folder}: {exc.strerror or exc} (give a dir for report.md and the plots)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     tables = sections(res, reference)
     for title, t in tables.items():
         out.say(f"\n== {title} ==\n{t.to_string(index=False)}")
