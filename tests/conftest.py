@@ -54,3 +54,15 @@ def run_table(cwd: Path) -> pd.DataFrame:
     tables = list((cwd / "outputs" / "runs").glob("*/*/results.csv"))
     assert len(tables) == 1, tables
     return pd.read_csv(tables[0])
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for a CLI started by a test: SIGINT and SIGTERM as a terminal gives them.
+
+    A test runner started in the background (``cmd &``, nohup) ignores SIGINT, and a child inherits
+    that; Python then never raises KeyboardInterrupt, so an interrupt test would test nothing.
+    """
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
