@@ -138,7 +138,7 @@ def start(argv: list[str]) -> int:
     jobs = plan.make_plan(inv)
     if dry:
         return dry_run(jobs)
-    return execute(inv, jobs, argv, resuming=False)
+    return execute(jobs, argv, resuming=False)
 
 
 def dry_run(p: plan.Plan) -> int:
@@ -195,7 +195,7 @@ def resume(argv: list[str]) -> int:
     p = plan.make_plan(inv)
     p.root = root  # the recorded dir, wherever the recorded dir pattern would point today
     check_same_jobs(recorded, p)
-    return execute(inv, p, argv, resuming=True)
+    return execute(p, argv, resuming=True)
 
 
 def check_same_jobs(recorded: manifest.Manifest, p: plan.Plan) -> None:
@@ -235,7 +235,7 @@ def hydra_quote(value: str) -> str:
     return "'" + text.replace("${", "\\${") + "'"
 
 
-def execute(inv: plan.Invocation, p: plan.Plan, argv: list[str], resuming: bool) -> int:
+def execute(p: plan.Plan, argv: list[str], resuming: bool) -> int:
     """Run plan ``p`` into its dir under the dir's lock; gather, write and summarise; return the exit status."""
     from rnnexp import refcache
 
@@ -264,8 +264,9 @@ def execute(inv: plan.Invocation, p: plan.Plan, argv: list[str], resuming: bool)
                 code, stopped = interrupt
             else:
                 code, stopped = EXIT_FAILED, _unexpected(root, exc)
-        with signals_deferred():
-            return finish(recorded, root, p, code, stopped)
+        with signals_deferred() as caught:
+            status = finish(recorded, root, code, stopped)
+        return 128 + caught[0] if caught else status  # asked to stop while the table was written: say so
 
 
 def make_dir(root: Path) -> Path:
@@ -345,16 +346,16 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """While the table is written, a second Ctrl-C or SIGTERM waits: the files are finished first."""
+def signals_deferred() -> Iterator[list[int]]:
+    """While the table is written, a Ctrl-C or SIGTERM waits (the files are finished first); yields what came."""
     caught: list[int] = []
     try:
         old = {s: signal.signal(s, lambda n, f: caught.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:
-        yield
+    except ValueError:  # not the main thread
+        yield caught
         return
     try:
-        yield
+        yield caught
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -406,7 +407,7 @@ def _hydra_only(argv: list[str]) -> int:
 # --------------------------------------------------------------------------- the end of a run or sweep
 
 
-def finish(recorded: manifest.Manifest, root: Path, p: plan.Plan, code: int, stopped: str) -> int:
+def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str) -> int:
     """Gather the table by the manifest, write it and env.json, print the summary; the final exit status."""
     from rnnexp import results, schema
     from rnnexp.review import summary
