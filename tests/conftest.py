@@ -56,13 +56,17 @@ def run_table(cwd: Path) -> pd.DataFrame:
     return pd.read_csv(tables[0])
 
 
-def default_signals() -> None:
-    """``preexec_fn`` for a CLI started by a test: SIGINT and SIGTERM as a terminal gives them.
+def interruptible_cli(*args: str) -> list[str]:
+    """The CLI's command line for a test that interrupts it: SIGINT raises KeyboardInterrupt, as at a terminal.
 
-    A test runner started in the background (``cmd &``, nohup) ignores SIGINT, and a child inherits
-    that; Python then never raises KeyboardInterrupt, so an interrupt test would test nothing.
+    A test runner started in the background (``cmd &``, nohup) ignores SIGINT and its children inherit
+    that, so Python would never raise KeyboardInterrupt and an interrupt test would test nothing. The
+    handler is set in the child's own interpreter (a ``preexec_fn`` would fork a process that may run
+    JAX's threads).
     """
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    code = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "signal.signal(signal.SIGTERM, signal.SIG_DFL); sys.argv[0] = 'rnnexp'; "
+        "runpy.run_module('rnnexp', run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", code, *args]

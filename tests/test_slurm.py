@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, default_signals, run_cli
+from conftest import ROOT, interruptible_cli, run_cli
 from hydra_plugins.rnnexp_launcher import slurm
 from rnnexp import results
 
@@ -204,8 +204,8 @@ def _env(path_first: Path | None = None) -> dict[str, str]:
 
 def _sweep(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
     out = open(cwd / "driver.log", "w")  # noqa: SIM115 - closed with the process, in _finish
-    return subprocess.Popen([sys.executable, "-m", "rnnexp", *args], cwd=cwd, env=env, stdout=out,
-                            stderr=subprocess.STDOUT, text=True, preexec_fn=default_signals)  # fmt: skip
+    return subprocess.Popen(interruptible_cli(*args), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
 
 
 def _finish(proc: subprocess.Popen, cwd: Path, timeout: float = 600) -> tuple[int, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, default_signals
+from conftest import ROOT, interruptible_cli
 
 pytestmark = pytest.mark.slow
 QUICK = ["timing=quick", "backend=numpy"]
@@ -42,9 +42,8 @@ def cli(args: list[str], cwd: Path, extra_path: Path | None = None, timeout: flo
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "rnnexp", *args], cwd=cwd, env=env_with(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
-    )  # fmt: skip
+        interruptible_cli(*args), cwd=cwd, env=env_with(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def one_error_line(proc) -> str:
