@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rnnexp import peak  # noqa: E402
+from rnnexp.threads import usable_cores  # noqa: E402
 
 TARGET_SPREAD = 0.10
 QUICK = {"size": 128, "rounds": 2, "warmup_s": 0.01}
@@ -37,10 +38,6 @@ dtype, threads, size, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), 
 peak.WARMUP_S = float(sys.argv[5])
 print(json.dumps(peak.measure_peak(dtype, threads, size, rounds)))
 """
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def line(rec: dict) -> str:

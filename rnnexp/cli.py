@@ -242,8 +242,9 @@ def execute(p: plan.Plan, argv: list[str], resuming: bool) -> int:
     root = make_dir(p.root)
     command = " ".join([PROG, *(shlex.quote(a) for a in (["resume", str(root)] if resuming else argv))])
     with DirLock(root, command):
-        fileio.remove_stale_temps(root)
         recorded = open_manifest(root, p, argv, resuming)
+        if resuming:  # the dir is this sweep's: what its killed writers left half-written goes
+            fileio.remove_stale_temps([root, *(recorded.job_dir(root, j) for j in recorded.jobs)])
         shared = refcache.shared({j.num: j.config for j in p.jobs})
         session = Session(root, p.multirun, len(p.jobs), p.concurrent_jobs(), time.time(), root / CACHE_DIR, shared)
         key = "hydra.sweep.dir" if p.multirun else "hydra.run.dir"
@@ -418,7 +419,9 @@ def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str) -> 
         write_env(root)
     except OSError as exc:
         _error(f"cannot write the table in {root}: {exc.strerror or exc}; the jobs' rows are kept in their dirs")
-        return EXIT_FAILED
+        if stopped:
+            _error(f"{stopped}; to finish the rest: {PROG} resume {shlex.quote(str(root))}")
+        return code or EXIT_FAILED
     finally:
         _remove_cache(root / CACHE_DIR)
     table = schema.read_table(path) if gathered.rows else None

@@ -40,9 +40,9 @@ def holder(root: Path) -> str:
 class DirLock:
     """``with DirLock(root, command):`` holds ``root`` for this process or raises DirBusy at once."""
 
-    def __init__(self, root: Path, command: str, wait_s: float = 0.0) -> None:
-        self.root, self.command, self.wait_s = Path(root), command, wait_s
-        self.lock = FileLock(self.root / LOCK, timeout=wait_s)
+    def __init__(self, root: Path, command: str) -> None:
+        self.root, self.command = Path(root), command
+        self.lock = FileLock(self.root / LOCK, timeout=0)
 
     def __enter__(self) -> DirLock:
         try:

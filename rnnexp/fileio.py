@@ -14,8 +14,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -92,19 +93,21 @@ def csv_text(df) -> str:
     return buf.getvalue()
 
 
-def remove_stale_temps(folder: Path | str, recursive: bool = True) -> list[Path]:
-    """Delete temp files (``.NAME.PID.tmp``) left under ``folder`` by killed processes; return them.
+_OUR_TEMP = re.compile(r"^\..+\.\d+" + re.escape(TEMP_SUFFIX) + "$")  # what temp_path names, and only that
 
-    Call only while holding the folder's lock, when no other writer can be mid-write there.
+
+def remove_stale_temps(folders: Iterable[Path | str]) -> list[Path]:
+    """Delete this writer's temp files (``.NAME.PID.tmp``) that killed processes left in ``folders``.
+
+    Not recursive, and nothing else: call it only for dirs rnnexp owns, while holding their lock,
+    when no other writer can be mid-write there.
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    pattern = f".*{TEMP_SUFFIX}"
-    found = folder.rglob(pattern) if recursive else folder.glob(pattern)
     removed = []
-    for tmp in found:
-        if tmp.is_file():
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            continue
+        for tmp in folder.iterdir():
+            if _OUR_TEMP.match(tmp.name) and tmp.is_file():
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
     return removed

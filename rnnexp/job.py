@@ -31,7 +31,32 @@ log = logging.getLogger("rnnexp.job")
 
 
 def run_task(session: Session, dcfg: DictConfig) -> None:
-    """Hydra's task function for every rnnexp job (see the module docstring)."""
+    """Hydra's task function for every rnnexp job (see the module docstring).
+
+    The job's own failures are its row (``runner.run_job``); anything failing around it here is a bug
+    of rnnexp's: one line on the terminal, its traceback in the job's log, and it is raised so that
+    Hydra records the job as failed (it has no row, and the sweep ends saying so).
+    """
+    try:
+        _run_task(session, dcfg)
+    except Exception as exc:
+        log.error("job failed outside its own run", exc_info=True, extra=logs.FILE_ONLY)
+        overrides, where = _which()
+        text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        log.error("job %s failed outside its own run: %s (traceback in %s)", overrides, text, where)
+        raise
+
+
+def _which() -> tuple[str, str]:
+    """The failed job's overrides and log file, for a message about another failure."""
+    try:
+        hc = HydraConfig.get()  # the log file is the one conf/hydra/job_logging/rnnexp.yaml names
+        return " ".join(hc.overrides.task) or "(no overrides)", str(Path(hc.runtime.output_dir) / f"{hc.job.name}.log")
+    except Exception:  # noqa: BLE001 - only a hint
+        return "?", "the job's log"
+
+
+def _run_task(session: Session, dcfg: DictConfig) -> None:
     from rnnexp.cli import Fatal
     from rnnexp.runner import JobContext, run_job
 

@@ -119,7 +119,6 @@ class Plan:
     root: Path  # the run or sweep dir, absolute
     jobs: list[Job]
     launcher: dict[str, Any] = field(default_factory=dict)  # hydra.launcher, resolved
-    sweeper_target: str = ""
 
     def concurrent_jobs(self) -> int:
         """How many of this plan's jobs share this machine's cores at once.
@@ -185,14 +184,15 @@ class _Composer:
             self.templates[structure] = (full, task, HYDRA_RESOLVER in OmegaConf.to_yaml(task))
         return self.templates[structure]
 
-    def compose(self, parsed: list[Override]) -> tuple[DictConfig, dict[str, Any]]:
-        """(the job's full template, its flat config)."""
+    def compose(self, parsed: list[Override], num: int) -> tuple[DictConfig, dict[str, Any]]:
+        """(the job's full template, set to this job's number and override_dirname; its flat config)."""
         structure = tuple(o.input_line for o in parsed if self.structural(o))
         full, task, reads_hydra = self.template(structure)
+        _set_job(full, parsed, num)  # before anything resolves ${hydra:job.num} and the like
         task = copy.deepcopy(task)
         values = [o for o in parsed if not self.structural(o)]
         hydra_compat.apply_value_overrides(task, values)
-        reads_hydra = reads_hydra or any(HYDRA_RESOLVER in str(o.input_line) for o in values)
+        reads_hydra = reads_hydra or any(HYDRA_RESOLVER in str(o.value()) for o in values)
         with hydra_config(full, reads_hydra):
             typed: RunConfig = OmegaConf.to_object(task)
         return full, as_flat_dict(typed)
@@ -215,8 +215,8 @@ def hydra_config(full: DictConfig, needed: bool) -> Iterator[None]:
         HydraConfig.instance().cfg = previous
 
 
-def _job_dir(full: DictConfig, parsed: list[Override], num: int) -> str:
-    """A sweep job's dir relative to the sweep dir: ``hydra.sweep.subdir`` with its num and override_dirname."""
+def _set_job(full: DictConfig, parsed: list[Override], num: int) -> None:
+    """A job's ``hydra.job.num``/``id`` and ``override_dirname`` on its template, as Hydra sets them."""
     names = full.hydra.job.config.override_dirname
     app = [o for o in parsed if not o.is_hydra_override()]
     with read_write(full.hydra), open_dict(full.hydra):
@@ -224,6 +224,10 @@ def _job_dir(full: DictConfig, parsed: list[Override], num: int) -> str:
         full.hydra.job.override_dirname = hydra_compat.override_dirname(
             app, list(names.exclude_keys), names.item_sep, names.kv_sep
         )
+
+
+def _job_dir(full: DictConfig) -> str:
+    """A sweep job's dir relative to the sweep dir: ``hydra.sweep.subdir`` for the job ``full`` is set to."""
     raw = str(full.hydra.sweep._get_node("subdir")._value())
     with hydra_config(full, HYDRA_RESOLVER in raw):
         return str(OmegaConf.select(full, "hydra.sweep.subdir"))
@@ -276,21 +280,39 @@ def make_plan(inv: Invocation) -> Plan:
         root_key = "hydra.sweep.dir" if inv.multirun else "hydra.run.dir"
         root = Path(os.path.abspath(str(OmegaConf.select(master, root_key))))
         launcher = OmegaConf.to_container(master.hydra.launcher, resolve=True)
-        sweeper = str(master.hydra.sweeper.get("_target_", ""))
-    return Plan(inv.multirun, root, jobs, launcher, sweeper)
+    check_cpus(jobs, launcher)
+    return Plan(inv.multirun, root, jobs, launcher)
+
+
+def check_cpus(jobs: list[Job], launcher: dict[str, Any]) -> None:
+    """Refuse jobs that would use more threads than the CPUs a cluster launcher gives each of them.
+
+    The SLURM launcher's ``cpus_per_task`` is resolved once, from the command line's ``threads``:
+    an array cannot give its tasks different counts, so a sweep over threads would oversubscribe.
+    """
+    cpus = launcher.get("cpus_per_task")
+    if not isinstance(cpus, int) or "slurm" not in str(launcher.get("_target_", "")).lower():
+        return
+    most = max(int(j.config.get("threads", 1)) for j in jobs)
+    if most > cpus:
+        allowed = (
+            f"more threads than the {cpus} CPUs each SLURM task gets (hydra.launcher.cpus_per_task); "
+            "run a sweep per thread count, or set hydra.launcher.cpus_per_task"
+        )
+        raise ConfigError("threads", most, allowed)
 
 
 def _plan_job(composer: _Composer, num: int, overrides: list[str], multirun: bool) -> Job:
     """One job of the plan; a ConfigError naming the override (and the job, in a sweep) if it does not compose."""
     parsed = composer.parser.parse_overrides(overrides)
     try:
-        full, flat = composer.compose(parsed)
+        full, flat = composer.compose(parsed, num)
     except (HydraException, OmegaConfBaseException) as exc:
         error = _config_error(exc, parsed)
         where = f" (job #{num}: {' '.join(overrides)})" if multirun else ""
         raise ConfigError(error.key, error.value, error.allowed + where) from exc
     task = [o.input_line for o in parsed if not o.is_hydra_override()]
-    return Job(num, task, flat, _job_dir(full, parsed, num) if multirun else ".")
+    return Job(num, task, flat, _job_dir(full) if multirun else ".")
 
 
 def _config_error(exc: Exception, parsed: list[Override]) -> ConfigError:

@@ -17,8 +17,9 @@ its row statistics and its side tables (``steps.csv``, ``layer_stats.csv``), mad
 - On disk, when given a folder (a sweep's cache dir): one ``ref_<key>.npz`` per key (arrays, and
   the statistics and table columns exactly, as arrays and JSON; no pickle), written atomically
   (``fileio.write_atomic``) under a per-key lock (``locking.exclusive``), so parallel launchers
-  compute each entry once and a resumed sweep reads what it made before. A corrupt or unreadable
-  entry is recomputed and replaced.
+  compute each entry once. The CLI gives a job the folder only when another job of the sweep needs
+  the same reference, and removes the folder when the run ends. A corrupt or unreadable entry is
+  recomputed and replaced.
 - Size cap: an entry over ``MAX_ENTRY_BYTES`` (1 GiB; every DeepBench kernel's fits: the largest,
   gru H=2560 N=32 T=1500, holds 0.98 GB) or over a quarter of the folder's free disk is not written;
   each job then computes its own reference, as before.
@@ -80,7 +81,10 @@ class RefResult:
 
 def key_material(cfg: RunConfig) -> dict[str, Any]:
     """The config fields that change the reference's numbers: all but how it is run (``NOT_IN_KEY``, timing)."""
-    flat = as_flat_dict(cfg)
+    return _material(as_flat_dict(cfg))
+
+
+def _material(flat: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in flat.items() if k not in NOT_IN_KEY and not k.startswith("timing_")}
 
 
@@ -91,8 +95,7 @@ def shared(configs: dict[int, dict[str, Any]]) -> set[int]:
     """
     groups: dict[str, list[int]] = {}
     for num, flat in configs.items():
-        material = {k: v for k, v in flat.items() if k not in NOT_IN_KEY and not k.startswith("timing_")}
-        groups.setdefault(json.dumps(material, sort_keys=True, default=str), []).append(num)
+        groups.setdefault(json.dumps(_material(flat), sort_keys=True, default=str), []).append(num)
     return {num for nums in groups.values() if len(nums) > 1 for num in nums}
 
 

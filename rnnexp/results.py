@@ -49,14 +49,17 @@ def write_row(row: dict, job_dir: Path) -> Path:
 
 
 def write_job(row: dict, tables: dict[str, pd.DataFrame], job_dir: Path, job_num: int) -> Path:
-    """The job's side tables (each with ``job_num`` first), then its row: last, so a row means all is there."""
+    """The job's side tables (each with ``job_num`` first), then its row: last, so a row means all is there.
+
+    A side table this attempt did not make (an error row has none) is removed: an earlier attempt's
+    must not be gathered beside this row.
+    """
+    for name in SIDE_TABLES:
+        if name not in tables:
+            (Path(job_dir) / name).unlink(missing_ok=True)
     for name, table in tables.items():
         write_csv_atomic(table.assign(job_num=job_num)[["job_num", *table.columns]], Path(job_dir) / name)
     return write_row(row, job_dir)
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path)
 
 
 @dataclass

@@ -81,6 +81,19 @@ def test_an_error_row_has_the_load_columns_too(ctx):
     assert row["job_wall_s"] >= 0 and row["other_cpu_s"] >= 0 and "load_avg_1m" in row and "slurm_job_id" in row
 
 
+def test_a_rerun_that_ends_in_error_leaves_no_side_table_of_the_earlier_attempt(ctx, tmp_path):
+    from rnnexp import results
+
+    job_dir = tmp_path / "job"
+    done = runner.run_job(job(), ctx)
+    results.write_job(done.row, done.tables, job_dir, 3)
+    assert {"samples.csv", "layer_stats.csv"} <= {p.name for p in job_dir.iterdir()}
+    failed = runner.run_job(job(hidden_size=0), ctx)
+    assert failed.tables == {}
+    results.write_job(failed.row, failed.tables, job_dir, 3)
+    assert sorted(p.name for p in job_dir.iterdir()) == ["results.csv"]
+
+
 def test_peak_loaded_follows_the_peak_record(ctx):
     from rnnexp import peak
 

@@ -119,3 +119,16 @@ def test_joblib_negative_n_jobs_counts_back_from_the_cores():
     assert concurrent(-2) == max(usable_cores() - 1, 1)
     assert concurrent(3) == 3
     assert concurrent(-1, jobs=1) == 1  # a one-job sweep runs alone
+
+
+def test_a_hydra_resolver_in_a_swept_value_reads_each_jobs_own_number():
+    p = plan_of("-m", "hidden_size=8,16", "seed=${hydra:job.num}")
+    assert [j.config["seed"] for j in p.jobs] == [0, 1]
+
+
+def test_a_slurm_sweep_over_threads_is_refused():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    with pytest.raises(ConfigError) as err:
+        plan_of("-m", "threads=1,2", "hydra/launcher=slurm")
+    assert str(err.value).startswith("threads=2: more threads than the 1 CPUs each SLURM task gets")
+    assert len(plan_of("-m", "threads=1,2", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=2").jobs) == 2

@@ -296,3 +296,5 @@ def test_out_that_is_not_a_dir_is_one_line_and_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(f"rnnexp report: error: --out {not_a_dir}: ")
     assert not_a_dir.read_text() == "a file"
+    assert report.main([str(sweep), "--out", "/proc", "--no-plots"]) == 2  # exists, but nothing can be written
+    assert capsys.readouterr().err.startswith("rnnexp report: error: --out /proc: ")

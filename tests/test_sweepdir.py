@@ -315,10 +315,14 @@ def test_a_stale_lock_and_temp_files_of_a_killed_run_are_taken_over(tmp_path):
     proc.kill()
     proc.wait()
     (sweep / "0" / ".steps.csv.12345.tmp").write_text("half a tab")  # what a kill mid-write leaves
+    theirs = [sweep / ".notes.tmp", sweep / "mine" / ".draft.99.tmp"]  # not rnnexp's names or dirs: kept
+    theirs[1].parent.mkdir()
+    for path in theirs:
+        path.write_text("a user's file")
     assert (sweep / ".rnnexp.lock").exists()
     resumed = cli(["resume", str(sweep)], tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert not list(sweep.rglob("*.tmp")) and not list(sweep.glob(".rnnexp.lock*"))
+    assert sorted(sweep.rglob("*.tmp")) == sorted(theirs) and not list(sweep.glob(".rnnexp.lock*"))
     assert list(table(sweep).job_num) == list(range(6))
 
 
@@ -352,6 +356,33 @@ def test_a_jobs_unexpected_exception_keeps_its_traceback_in_its_log(tmp_path):
     assert row.status == "error" and row.error == "RuntimeError: boom inside the forward"
     log = (tmp_path / "run" / "rnnexp.log").read_text()
     assert "Traceback (most recent call last)" in log and "RuntimeError: boom inside the forward" in log
+
+
+OUTSIDE = """
+import rnnexp.schema as schema
+conform = schema.conform
+def failing(row):
+    if row.get("job_num") == 1:
+        raise RuntimeError("a bug around the run")
+    return conform(row)
+schema.conform = failing
+"""
+
+
+def test_a_job_failing_outside_its_run_is_one_line_and_no_row(tmp_path):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(OUTSIDE)
+    sweep = tmp_path / "X"
+    proc = cli(["-m", "seed=range(3)", *QUICK, f"hydra.sweep.dir={sweep}"], tmp_path, extra_path=hook)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    said = [line for line in proc.stdout.splitlines() if "failed outside its own run" in line]
+    assert len(said) == 1 and "seed=1" in said[0] and "RuntimeError: a bug around the run" in said[0]
+    assert str(sweep / "1" / "rnnexp.log") in said[0]
+    assert "1 of 3 jobs have no row" in proc.stderr and "rnnexp resume" in proc.stderr
+    assert list(table(sweep).job_num) == [0, 2]
+    log = (sweep / "1" / "rnnexp.log").read_text()
+    assert "Traceback (most recent call last)" in log and "RuntimeError: a bug around the run" in log
 
 
 def test_warnings_go_to_the_jobs_log_not_the_terminal(tmp_path):

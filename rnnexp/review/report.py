@@ -242,10 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     folder = args.out or default_out(args.paths[0])
-    try:
+    try:  # a dir that exists but cannot be written (/proc, read-only) fails here, not halfway
         folder.mkdir(parents=True, exist_ok=True)
-        if not folder.is_dir():
-            raise NotADirectoryError(20, "not a directory")
+        write_text_atomic(folder / ".rnnexp-report.probe", "").unlink()
     except OSError as exc:
         print(f"{PROG}: error: --out {folder}: {exc.strerror or exc} (give a dir for report.md and the plots)",
               file=sys.stderr)  # fmt: skip
