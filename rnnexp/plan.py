@@ -228,9 +228,20 @@ def _set_job(full: DictConfig, parsed: list[Override], num: int) -> None:
 
 def _job_dir(full: DictConfig) -> str:
     """A sweep job's dir relative to the sweep dir: ``hydra.sweep.subdir`` for the job ``full`` is set to."""
-    raw = str(full.hydra.sweep._get_node("subdir")._value())
-    with hydra_config(full, HYDRA_RESOLVER in raw):
-        return str(OmegaConf.select(full, "hydra.sweep.subdir"))
+    return _select_dir(full, "hydra.sweep.subdir")
+
+
+def _select_dir(cfg: DictConfig, key: str) -> str:
+    """The dir ``key`` names, resolved; a ConfigError naming it if an interpolation in it cannot be."""
+    parent, _, name = key.rpartition(".")
+    raw = str(OmegaConf.select(cfg, parent)._get_node(name)._value())
+    try:
+        with hydra_config(cfg, HYDRA_RESOLVER in raw):
+            return str(OmegaConf.select(cfg, key))
+    except OmegaConfBaseException as exc:
+        why = str(exc).splitlines()[0]
+        allowed = f"{why}; a dir may use ${{now:FORMAT}}, ${{hydra:KEY}} and config keys such as ${{hidden_size}}"
+        raise ConfigError(key, raw, allowed) from exc
 
 
 def _parse(overrides: list[str], loader: Any) -> list[Override]:
@@ -278,7 +289,7 @@ def make_plan(inv: Invocation) -> Plan:
         if not jobs:
             raise ConfigError("sweep", " ".join(inv.overrides), "expands to 0 jobs")
         root_key = "hydra.sweep.dir" if inv.multirun else "hydra.run.dir"
-        root = Path(os.path.abspath(str(OmegaConf.select(master, root_key))))
+        root = Path(os.path.abspath(_select_dir(master, root_key)))
         launcher = OmegaConf.to_container(master.hydra.launcher, resolve=True)
     check_cpus(jobs, launcher)
     return Plan(inv.multirun, root, jobs, launcher)

@@ -31,6 +31,7 @@ from rnnexp.plan import RNNEXP_FLAGS, conf_dir, read_argv
 _NO_JOB_FLAGS = ("help", "hydra_help", "shell_completion", "info", "experimental_rerun")
 NON_NEGATIVE_INTS = ("proj_size", "seed", "warmup", "lyapunov_k", "lyapunov_warmup")
 SWEEP_SYNTAX = "a sweep is a,b,c or range(start,stop[,step]) or choice(a,b)"
+QUOTING = 'quote a value holding any of \'"=#$[](){},: as KEY="VALUE" (with \\" for a " inside)'
 # Lines of Hydra's and OmegaConf's messages that explain nothing about the input itself.
 _NOISE = ("Error parsing override", "See https://", "Config search path", "provider=", "Available options in")
 _NOISE += ("Set the environment variable", "full_key:", "object_type=", "reference_type=")
@@ -128,7 +129,8 @@ def parse(text: str) -> Override:
         if not eq:
             raise ConfigError(text.lstrip("~+"), "", "missing '=' and a value (an override is key=value)") from exc
         reason = re.sub(r" expecting \{.*?\}", "", _one_line(exc.message))
-        raise ConfigError(key.lstrip("~+"), value, f"malformed override ({reason}); {SWEEP_SYNTAX}") from exc
+        hint = QUOTING if re.search(r"['\"#$=\\\s]", value) else SWEEP_SYNTAX
+        raise ConfigError(key.lstrip("~+"), value, f"malformed override ({reason}); {hint}") from exc
 
 
 def config_groups(extra_dir: str | None = None) -> list[str]:

@@ -80,6 +80,9 @@ def test_run_dir_is_resolved_once_and_absolute(tmp_path, monkeypatch):
         (["-m", "hidden_size=8,abc"], "hidden_size=abc: must be a positive integer (>= 1) (job #1: hidden_size=abc)"),
         (["-m", "cell=rnn,foo"], "cell=foo: allowed: rnn, lstm, gru (job #1: cell=foo)"),
         (["-m", "timing=quick,nope"], "timing=nope: no such option in timing/ (available: default, precise, quick)"),
+        (["hydra.run.dir=out/${oops}"], "hydra.run.dir=out/${oops}: Interpolation key 'oops' not found"),
+        (["-m", "hidden_size=8,16", "hydra.sweep.dir=out/${now:}"], "hydra.sweep.dir=out/${now:}: TypeError"),
+        (["-m", "hidden_size=8,16", "hydra.sweep.subdir=${nope}"], "hydra.sweep.subdir=${nope}: Interpolation key"),
     ],
 )
 def test_bad_sweeps_are_refused_in_one_line(argv, says):

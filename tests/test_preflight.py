@@ -40,6 +40,11 @@ from rnnexp.config import ConfigError, suggest_key
         (["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=x"], "hydra.launcher.n_jobs=x: Value 'x' of type"),
         (["hydra.mode=MULTIRUN", "hiden_size=1,2"], "hiden_size=1,2: unknown key"),
         (["layers=choice(1,"], "layers=choice(1,: malformed override ("),
+        (
+            ["hydra.run.dir=out/it's"],
+            "hydra.run.dir=out/it's: malformed override (LexerNoViableAltException: hydra.run.dir=out/it's; ^); "
+            "quote a value holding any of",
+        ),
         (["=3"], "=3: missing key before '='"),
         (["--cfg", "job", "--info"], "--info=all: cannot be combined with --cfg"),
         (["--resolve"], "--resolve=: works only with --cfg or --help"),
