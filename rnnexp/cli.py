@@ -106,6 +106,13 @@ def run(argv: list[str]) -> int:
     except DirBusy as exc:
         _error(f"{exc}; wait for it to finish, or use another dir")
         return EXIT_FAILED
+    except KeyboardInterrupt:  # before a sweep's jobs start (they have their own handling), or in report/compare
+        if argv and argv[0] in SUBCOMMANDS:
+            wrote = "; the files it wrote are whole, the rest were not written" if argv[0] == "report" else ""
+            _error(f"{argv[0]} interrupted (SIGINT){wrote}")
+        else:
+            _error("interrupted (SIGINT) before any job ran")
+        return EXIT_SIGINT
 
 
 def _trace_if_asked(exc: BaseException) -> None:

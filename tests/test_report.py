@@ -298,3 +298,23 @@ def test_out_that_is_not_a_dir_is_one_line_and_exit_2(tmp_path, capsys):
     assert not_a_dir.read_text() == "a file"
     assert report.main([str(sweep), "--out", "/proc", "--no-plots"]) == 2  # exists, but nothing can be written
     assert capsys.readouterr().err.startswith("rnnexp report: error: --out /proc: ")
+
+
+def test_an_interrupted_report_leaves_no_half_written_plot(tmp_path, capsys, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from rnnexp import cli
+
+    sweep = make_sweep(tmp_path / "sweep", make_rows(), steps=True)
+
+    def interrupted(self, handle, **kwargs):  # Ctrl-C halfway through the first plot's file
+        handle.write(b"\x89PNG half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    assert cli.run(["report", str(sweep)]) == cli.EXIT_SIGINT
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == [
+        "rnnexp: error: report interrupted (SIGINT); the files it wrote are whole, the rest were not written"
+    ]
+    assert not list(sweep.glob("*.png")) and not list(sweep.glob(".*.tmp"))

@@ -409,3 +409,15 @@ def test_help_version_and_subcommand_help(tmp_path):
         assert proc.returncode == 0 and f"usage: rnnexp {sub}" in proc.stdout, proc.stderr
     missing = cli(["resume", str(tmp_path / "nope")], tmp_path)
     assert missing.returncode == 2 and "no such directory" in one_error_line(missing)
+
+
+def test_an_interrupt_before_any_job_runs_is_one_line(tmp_path, capsys, monkeypatch):
+    from rnnexp import cli, plan
+
+    def interrupted(*args, **kwargs):  # Ctrl-C while the sweep is being planned
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plan, "make_plan", interrupted)
+    assert cli.run(["-m", "hidden_size=8,16", f"hydra.sweep.dir={tmp_path / 'sweep'}"]) == cli.EXIT_SIGINT
+    assert capsys.readouterr().err.strip().splitlines() == ["rnnexp: error: interrupted (SIGINT) before any job ran"]
+    assert not (tmp_path / "sweep").exists()

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
+from rnnexp.fileio import write_atomic  # noqa: E402
 from rnnexp.review.keys import text  # noqa: E402
 
 MAX_SERIES = 8  # per panel: beyond this, colours and markers stop being told apart at a glance
@@ -165,7 +166,9 @@ def finish(fig, axes, styles: Styles, out: Path, name: str, title: str, per_pane
         fig.legend(list(drawn.values()), list(drawn), loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
-    path = out / name
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")  # grows the canvas to hold the outside legend
-    plt.close(fig)
-    return path
+    try:  # bbox_inches="tight" grows the canvas to hold the outside legend; atomic: no half-drawn file
+        return write_atomic(
+            out / name, lambda fh: fig.savefig(fh, format="png", dpi=DPI, bbox_inches="tight"), binary=True
+        )
+    finally:
+        plt.close(fig)
