@@ -84,14 +84,8 @@ def run(argv: list[str]) -> int:
     """Everything ``main`` does, returning the exit status (tests call this directly)."""
     logs.guard_stdout()
     try:
-        if argv and argv[0] in SUBCOMMANDS:
-            return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
-        if argv and argv[0] == "resume":
-            return resume(argv[1:])
-        if "--version" in argv:
-            print(version_text())
-            return EXIT_OK
-        return start(argv)
+        with terminate_as_interrupt():
+            return _dispatch(argv)
     except ConfigError as exc:
         _trace_if_asked(exc)
         _error(exc)
@@ -107,12 +101,30 @@ def run(argv: list[str]) -> int:
         _error(f"{exc}; wait for it to finish, or use another dir")
         return EXIT_FAILED
     except KeyboardInterrupt:  # before a sweep's jobs start (they have their own handling), or in report/compare
-        if argv and argv[0] in SUBCOMMANDS:
-            wrote = "; the files it wrote are whole, the rest were not written" if argv[0] == "report" else ""
-            _error(f"{argv[0]} interrupted (SIGINT){wrote}")
-        else:
-            _error("interrupted (SIGINT) before any job ran")
-        return EXIT_SIGINT
+        return _stopped(argv, "interrupted (SIGINT)", EXIT_SIGINT)
+    except Interrupted as exc:
+        return _stopped(argv, f"terminated ({exc})", exc.code)
+
+
+def _dispatch(argv: list[str]) -> int:
+    if argv and argv[0] in SUBCOMMANDS:
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+    if argv and argv[0] == "resume":
+        return resume(argv[1:])
+    if "--version" in argv:
+        print(version_text())
+        return EXIT_OK
+    return start(argv)
+
+
+def _stopped(argv: list[str], how: str, code: int) -> int:
+    """A signal outside a sweep's jobs: one line saying what it stopped."""
+    if argv and argv[0] in SUBCOMMANDS:
+        wrote = "; the files it wrote are whole, the rest were not written" if argv[0] == "report" else ""
+        _error(f"{argv[0]} {how}{wrote}")
+    else:
+        _error(f"{how} before any job ran")
+    return code
 
 
 def _trace_if_asked(exc: BaseException) -> None:

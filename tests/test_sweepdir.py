@@ -411,13 +411,23 @@ def test_help_version_and_subcommand_help(tmp_path):
     assert missing.returncode == 2 and "no such directory" in one_error_line(missing)
 
 
-def test_an_interrupt_before_any_job_runs_is_one_line(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_before_any_job_runs_is_one_line(tmp_path, capsys, monkeypatch, sig):
     from rnnexp import cli, plan
 
-    def interrupted(*args, **kwargs):  # Ctrl-C while the sweep is being planned
-        raise KeyboardInterrupt
+    def planning(*args, **kwargs):  # the signal arrives while the sweep is being planned
+        os.kill(os.getpid(), sig)
+        time.sleep(5)  # the handler raises here
 
-    monkeypatch.setattr(plan, "make_plan", interrupted)
-    assert cli.run(["-m", "hidden_size=8,16", f"hydra.sweep.dir={tmp_path / 'sweep'}"]) == cli.EXIT_SIGINT
-    assert capsys.readouterr().err.strip().splitlines() == ["rnnexp: error: interrupted (SIGINT) before any job ran"]
+    monkeypatch.setattr(plan, "make_plan", planning)
+    term = signal.getsignal(signal.SIGTERM)
+    # a test runner started in the background inherits SIGINT ignored: give it Python's default, as a shell does
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        assert cli.run(["-m", "hidden_size=8,16", f"hydra.sweep.dir={tmp_path / 'sweep'}"]) == 128 + sig
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+    how = "interrupted (SIGINT)" if sig == signal.SIGINT else "terminated (SIGTERM)"
+    assert capsys.readouterr().err.strip().splitlines() == [f"rnnexp: error: {how} before any job ran"]
     assert not (tmp_path / "sweep").exists()
+    assert signal.getsignal(signal.SIGTERM) == term  # rnnexp's handler is gone again
