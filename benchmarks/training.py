@@ -23,22 +23,19 @@ import json
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from rnnexp.config import Cell, Dtype, Mode, RunConfig, TimingConfig  # noqa: E402
+from backends import paired_ratio, timing  # noqa: E402
+
+from rnnexp.config import Cell, Dtype, Mode, RunConfig  # noqa: E402
 from rnnexp.flops import achieved_gflops, training_flops  # noqa: E402
 
 MEDIUM = (100, 32, 256)  # timesteps, batch_size, input_size = hidden_size
 QUICK = (10, 4, 32)
 TRAINERS = ("numpy", "torch", "torch_cell", "torch_compile")
 TARGET = 1.0  # numpy's step / torch's step, at most
-
-
-def timing(name: str) -> TimingConfig:
-    return TimingConfig(**OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "timing" / f"{name}.yaml")))
 
 
 def config(cell: str, backend: str, args: argparse.Namespace) -> RunConfig:
@@ -73,13 +70,6 @@ def run_one(cfg: RunConfig) -> dict:
     return out
 
 
-def paired_ratio(a: list[float], b: list[float]) -> float:
-    """Median over rounds of a / b in the same round."""
-    ratios = sorted(x / y for x, y in zip(a, b, strict=True))
-    mid = len(ratios) // 2
-    return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-
-
 def line(backend: str, fig: dict) -> str:
     compiled = f"  compile {fig['compile_s']:.1f} s" if fig.get("compile_s") else ""
     return (
@@ -103,7 +93,7 @@ def bench_cell(cell: str, args: argparse.Namespace) -> dict:
         figures[backend] = {**ordered[(len(ordered) - 1) // 2], "rounds_ms": [f["time_median_ms"] for f in figs]}
     for backend in TRAINERS[2:]:
         figures[backend] = run_one(config(cell, backend, args))
-    ratio = paired_ratio(figures["numpy"]["rounds_ms"], figures["torch"]["rounds_ms"])
+    ratio = paired_ratio(figures["numpy"], figures["torch"])
     return {"backends": figures, "ratio_numpy_torch": ratio}
 
 
