@@ -171,6 +171,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.one_job:
         print(json.dumps(run_job(from_spec(args.one_job), args.peak_dir)))
         return {}
+    return in_peak_dir(args, run)
+
+
+def in_peak_dir(args: argparse.Namespace, run) -> dict:
+    """``run(args, peak_dir)`` with ``--peak-dir``, or with a temporary dir (the peak measured afresh)."""
     if args.peak_dir is None:
         with tempfile.TemporaryDirectory() as tmp:
             return run(args, Path(tmp))

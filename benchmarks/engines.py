@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from backends import QUICK_SIZES, SIZES, paired_ratio, timing  # noqa: E402
+from backends import QUICK_SIZES, SIZES, in_peak_dir, paired_ratio, timing  # noqa: E402
 
 from rnnexp.config import Cell, Dtype, Nonlinearity, RunConfig  # noqa: E402
 from rnnexp.peak import gemm_peak  # noqa: E402
@@ -150,10 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.engines = tuple(args.engines.split(","))
     if REFERENCE not in args.engines:
         p.error(f"--engines must include {REFERENCE}: every ratio is to it")
-    if args.peak_dir is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            return run(args, Path(tmp))
-    return run(args, args.peak_dir)
+    return in_peak_dir(args, run)
 
 
 def run(args: argparse.Namespace, peak_dir: Path) -> dict:
