@@ -27,7 +27,8 @@ def wheel(tmp_path_factory) -> Path:
     junk = shutil.ignore_patterns(".venv", ".git", "outputs", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
     shutil.copytree(ROOT, src, ignore=junk, symlinks=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp), str(src)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp), str(src)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     (built,) = tmp.glob("rnnexp-*.whl")
@@ -77,7 +78,7 @@ def test_installed_cli_runs_sweep_report_and_compare_elsewhere(wheel, tmp_path):
     assert where.returncode == 0, where.stderr
     assert where.stdout.startswith(str(target)), where.stdout
     sweep = work / "sweep"
-    proc = cli("-m", "layers=1,2", "bidirectional=true,false", "timing=quick", "timesteps=3", f"hydra.sweep.dir={sweep}")
+    proc = cli("-m", "layers=1,2", "bidirectional=true,false", "timing=quick", f"hydra.sweep.dir={sweep}")
     assert proc.returncode == 0, proc.stderr
     assert (sweep / "results.csv").is_file()
     report = cli("report", str(sweep), "--out", str(work / "report"))
