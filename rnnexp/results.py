@@ -31,7 +31,11 @@ def rerun_command(overrides: Iterable[str]) -> str:
 
 
 def _cell(value) -> object:
-    """A value as pandas would write it: NaN and None empty, everything else as Python prints it."""
+    """A value as pandas would write it: NaN and None empty, everything else as Python prints it.
+
+    Empty is a CSV cell's one spelling of NaN (pandas reads it back as NaN, and ``pd.to_numeric`` would
+    refuse ``nan``); ``manifest.same`` matches a recorded NaN to it. Infinities are written ``inf``/``-inf``.
+    """
     if value is None or value != value:  # NaN of any float type is not equal to itself
         return ""
     return value
