@@ -181,6 +181,8 @@ def refused(job: Job) -> bool:
         check_values(cfg) if cfg is not None else None
     except ConfigError:
         return True
+    except TypeError:  # a value of the wrong type (a hand-edited manifest): the resume's plan says so
+        return False
     return False
 
 

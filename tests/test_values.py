@@ -114,6 +114,8 @@ def test_a_refused_config_is_not_pending_but_a_failed_run_is(tmp_path):
     write_job_row(tmp_path, failed, status="error")  # a job that could succeed when run again
     assert [j.num for j in mf.pending(mf.load(tmp_path), tmp_path)] == [1, 2]
     assert mf.refused(refused) and not mf.refused(failed)
+    garbled = mf.Job(3, [], {**failed.config, "init_gain": "abc"}, "3")
+    assert not mf.refused(garbled)  # run, so that its plan names the bad value
 
 
 def test_from_flat_dict_inverts_as_flat_dict():
