@@ -106,6 +106,16 @@ def test_a_nan_row_written_empty_belongs(tmp_path):
     assert not mf.belongs(row, job_of(0, init_gain=0.5))
 
 
+def test_a_lost_jobs_row_spells_its_values_as_a_jobs_own_row(tmp_path):
+    # a NaN cell is empty in both, so the gathered table has one spelling that its readers parse
+    job = job_of(0, init_gain=math.nan, input_scale=math.inf)
+    write_job_row(tmp_path, job, status="error")
+    own = mf.read_row(tmp_path / "0" / results.ROW_FILE)
+    lost = results.lost_row(job, {"state": "CANCELLED"})
+    assert {k: lost[k] for k in job.config} == {k: own[k] for k in job.config}
+    assert mf.belongs(lost, job)
+
+
 def test_a_refused_config_is_not_pending_but_a_failed_run_is(tmp_path):
     refused, failed, missing = job_of(0, init_gain=math.nan), job_of(1, hidden_size=4), job_of(2, hidden_size=5)
     record = mf.Manifest("sweep", [], [refused, failed, missing])
