@@ -354,6 +354,11 @@ def config_keys() -> list[str]:
     return with_rule(KEY)
 
 
+def _names(names) -> str:
+    """Column names for a log line; one holding a control character (a doctored header) as its repr."""
+    return ", ".join(n if str(n).isprintable() else ascii(n) for n in names)
+
+
 def conform(row: dict, table: str = RESULTS) -> dict:
     """Every declared column of ``table`` in order (missing ones None), then any undeclared ones.
 
@@ -363,7 +368,7 @@ def conform(row: dict, table: str = RESULTS) -> dict:
     out = {name: row.get(name) for name in declared}
     extra = [k for k in row if k not in out]
     if extra:
-        log.warning("%s: undeclared columns %s (declare them in rnnexp/schema.py)", table, ", ".join(extra))
+        log.warning("%s: undeclared columns %s (declare them in rnnexp/schema.py)", table, _names(extra))
         out.update({k: row[k] for k in extra})
     return out
 
@@ -373,7 +378,7 @@ def conform_frame(df: pd.DataFrame, table: str = RESULTS) -> pd.DataFrame:
     declared = names(table)
     extra = [c for c in df.columns if c not in set(declared)]
     if extra:
-        log.warning("%s: undeclared columns %s (declare them in rnnexp/schema.py)", table, ", ".join(extra))
+        log.warning("%s: undeclared columns %s (declare them in rnnexp/schema.py)", table, _names(extra))
     return df.reindex(columns=[*declared, *extra])
 
 
@@ -443,7 +448,9 @@ def coerce(df: pd.DataFrame, table: str = RESULTS, where: str = "") -> pd.DataFr
                 out[name] = _as_bool(values.astype("string"))
             elif col.dtype == INT:
                 out[name] = _as_int(values)
-            else:
+            else:  # "nan" as Python's csv module writes a NaN (pandas writes it empty): missing either way
+                if not pd.api.types.is_numeric_dtype(values):
+                    values = values.mask(values.astype("string").str.strip().str.lower() == "nan")
                 out[name] = pd.to_numeric(values, errors="raise").astype(col.dtype)
         except (ValueError, TypeError, OverflowError) as exc:
             raise TableError(f"{where or table}: column {name}: {exc} (declared {col.dtype})") from None

@@ -87,13 +87,14 @@ def _job_mismatch(row: dict, mine: pd.DataFrame, keys: list[str]) -> str | None:
         part = next((mine[mine["phase"] == p] for p in col.phases if (mine["phase"] == p).any()), None)
         if part is None:
             return f"its row has {col.name}={value:g} but no samples of phase {' or '.join(col.phases)}"
+        phase = part["phase"].iloc[0]
+        blocks = row.get("n_blocks")
+        if col.name == "time_median_ms" and blocks is not None and not pd.isna(blocks) and int(blocks) != len(part):
+            return f"it has {len(part)} {phase} samples, its row's n_blocks is {int(blocks)}"
         median = float(np.median(_per_call_ms(part)))
         if not math.isclose(median, float(value), rel_tol=MEDIAN_RTOL, abs_tol=0.0):
-            phase = part["phase"].iloc[0]
             return (f"the median of its {len(part)} {phase} samples is {median:.6g} ms, its row's {col.name} "
                     f"is {float(value):.6g} ms")  # fmt: skip
-        if col.name == "time_median_ms" and not pd.isna(row.get("n_blocks")) and int(row["n_blocks"]) != len(part):
-            return f"it has {len(part)} {part['phase'].iloc[0]} samples, its row's n_blocks is {int(row['n_blocks'])}"
     return None
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 from rnnexp import manifest as mf
 from rnnexp import schema
 from rnnexp.review import checks, coverage
+from rnnexp.review.escape import terminal_text
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ def _recorded(folder: Path) -> tuple[list[mf.Job] | None, str | None]:
         return mf.load(folder).jobs, None
     except ValueError as exc:
         return None, " ".join(str(exc).split())
+    except (AttributeError, TypeError):  # valid JSON of another shape (a list, a string) slips past mf.load
+        return None, f"{folder / mf.MANIFEST}: not a readable rnnexp manifest (not a JSON object with jobs)"
 
 
 def _gather(folder: Path, table: str, by_manifest: bool) -> pd.DataFrame | None:
@@ -112,7 +115,7 @@ def _env(folder: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        log.warning("%s: unreadable (%s); ignored", path, exc)
+        log.warning("%s: unreadable (%s); ignored", terminal_text(path), terminal_text(exc))
         return {}
 
 
@@ -125,7 +128,7 @@ def _check(path: Path, table: pd.DataFrame, sides: dict[str, pd.DataFrame]) -> l
         bad = schema.out_of_range(t, name)
         if bad:
             more = f"; and {len(bad) - 1} more columns" if len(bad) > 1 else ""
-            raise InputError(f"{path}: {name}: {bad[0]}{more}")
+            raise InputError(f"{path}: {'' if name == schema.RESULTS else name + ': '}{bad[0]}{more}")
     return checks.orphaned(table, sides)
 
 

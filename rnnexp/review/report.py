@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from rnnexp import schema
@@ -210,16 +211,27 @@ def write_markdown(
     return write_text_atomic(out / "report.md", "\n".join(lines))
 
 
-def plottable(res: Results) -> Results:
-    """The tables as plots may label them: text controls shown escaped, ``$`` literal (not mathtext)."""
+def _label_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Text cells as plot labels: controls shown escaped, ``$`` literal (matplotlib would parse mathtext)."""
+    text = [c for c in df.columns if df[c].dtype == "string" or df[c].dtype == object]
+    safe = {c: df[c].map(lambda v: v if pd.isna(v) else terminal_text(v).replace("$", r"\$")) for c in text}
+    return df.assign(**safe) if safe else df
 
-    def label_safe(df: pd.DataFrame) -> pd.DataFrame:
-        text = [c for c in df.columns if df[c].dtype == "string" or df[c].dtype == object]
-        safe = {c: df[c].map(lambda v: v if pd.isna(v) else terminal_text(v).replace("$", r"\$")) for c in text}
-        return df.assign(**safe) if safe else df
 
-    sides = {name: label_safe(side) for name, side in res.sides.items()}
-    return dataclasses.replace(res, table=label_safe(res.table), sides=sides)
+def _finite(df: pd.DataFrame, name: str, left_out: list[str]) -> pd.DataFrame:
+    """Infinite floats as missing (an axis cannot hold them); each column's count added to ``left_out``."""
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    infinite = {c: np.isinf(df[c].to_numpy(dtype=float)) for c in floats}
+    left_out += [f"{name} {c}: {int(m.sum())}" for c, m in infinite.items() if m.any()]
+    return df.assign(**{c: df[c].mask(m) for c, m in infinite.items() if m.any()})
+
+
+def plottable(res: Results) -> tuple[Results, list[str]]:
+    """The tables as plots can draw and label them, and what they leave out (infinite values), per column."""
+    left_out: list[str] = []
+    table = _finite(_label_safe(res.table), schema.RESULTS, left_out)
+    sides = {name: _finite(_label_safe(side), name, left_out) for name, side in res.sides.items()}
+    return dataclasses.replace(res, table=table, sides=sides), left_out
 
 
 def choose_reference(df: pd.DataFrame, asked: str | None) -> str | None:
@@ -299,7 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_plots:
             from rnnexp.review import plots  # matplotlib only when plotting
 
-            pngs = plots.make_all(plottable(res), folder, reference)
+            drawable, left_out = plottable(res)
+            if left_out:
+                print(f"{PROG}: warning: plots leave out infinite values ({'; '.join(left_out)})", file=sys.stderr)
+            pngs = plots.make_all(drawable, folder, reference)
         path = write_markdown(tables, pngs, args.paths, folder, warned)
     except OSError as exc:  # a full disk: every file is written whole or not at all (fileio.write_atomic)
         return _error(f"cannot write the report in {folder}: {exc.strerror or exc}; report.md was not written "
