@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a full disk: every file is written whole or not at all (fileio.write_atomic)
         return _error(f"cannot write the report in {folder}: {exc.strerror or exc}; report.md was not written "
                       "(any plot written before is whole)", 1)  # fmt: skip
-    out.say(f"\nreport: {path}" + "".join(f"\nplot: {p}" for p in pngs))
+    out.say(f"\nreport: {terminal_text(path)}" + "".join(f"\nplot: {terminal_text(p)}" for p in pngs))
     out.close()
     return out.exit_code(PROG)
 
