@@ -19,6 +19,7 @@ import contextlib
 import copy
 import io
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,7 +229,17 @@ class _Composer:
         reads_hydra = reads_hydra or any(HYDRA_RESOLVER in str(o.value()) for o in values)
         with hydra_config(full, reads_hydra):
             typed: RunConfig = OmegaConf.to_object(task)
+        if values and _reads_app_keys(full, "hydra.sweep.subdir"):  # e.g. ${hidden_size}: this job's value
+            full = copy.deepcopy(full)
+            hydra_compat.apply_value_overrides(full, values)
         return full, as_flat_dict(typed)
+
+
+def _reads_app_keys(full: DictConfig, key: str) -> bool:
+    """Whether the raw value of ``key`` interpolates anything but Hydra's own settings."""
+    parent, _, name = key.rpartition(".")
+    raw = str(OmegaConf.select(full, parent)._get_node(name)._value())
+    return any(not ref.startswith(("hydra.", "hydra:")) for ref in re.findall(r"\$\{\s*([^}]*)", raw))
 
 
 HYDRA_RESOLVER = "${hydra:"  # an interpolation that reads HydraConfig, which must then be set
