@@ -237,8 +237,9 @@ def resume(argv: list[str], guard: SignalGuard | None = None) -> int:
         recorded = manifest.load(root)
     except ValueError as exc:
         raise UsageError(f"resume {args.dir}: {exc}") from exc
-    inv = plan.read_argv(recorded.argv)
-    if inv is None or not all(isinstance(a, str) for a in recorded.argv):
+    well_formed = isinstance(recorded.argv, list) and all(isinstance(a, str) for a in recorded.argv)
+    inv = plan.read_argv(recorded.argv) if well_formed else None
+    if inv is None:
         raise UsageError(f"resume {args.dir}: its recorded command line does not parse: {recorded.argv}")
     # manifest.json is data from wherever the dir came from: nothing in it may run code unless repeated here.
     flags = [f"{flag}={getattr(args, flag[2:].replace('-', '_'))}" for flag in trust.REPEATABLE_FLAGS.values()]
@@ -282,6 +283,16 @@ def check_same_jobs(recorded: manifest.Manifest, p: plan.Plan) -> None:
     if len(recorded.jobs) != len(p.jobs):
         raise ConfigError("resume", str(p.root), f"the sweep now has {len(p.jobs)} jobs, {len(recorded.jobs)} recorded")
     for old, new in zip(recorded.jobs, p.jobs, strict=True):
+        # The sweeper launches the manifest's own job overrides: they must be the checked command line's.
+        if old.num != new.num or old.overrides != new.overrides:
+            raise ConfigError(
+                f"manifest.json job #{old.num}",
+                " ".join(map(str, old.overrides)) if isinstance(old.overrides, list) else old.overrides,
+                f"not the job the recorded command line plans (#{new.num}: {' '.join(new.overrides)}); "
+                "the manifest was changed, and a resume runs only the recorded command line's jobs",
+            )
+        if not isinstance(old.config, dict):
+            raise ConfigError(f"manifest.json job #{old.num} config", old.config, "must be a mapping of config keys")
         changed = [k for k in {*old.config, *new.config} if str(old.config.get(k)) != str(new.config.get(k))]
         if changed or old.dir != new.dir:
             what = changed[0] if changed else "dir"

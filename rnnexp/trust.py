@@ -176,6 +176,8 @@ def check_job_dirs(root: Path, dirs: dict[int, str], key: str) -> None:
     real_base = base.resolve()
     seen: dict[Path, int] = {}
     for num, rel in dirs.items():
+        if not isinstance(rel, str) or not rel or "\0" in rel:
+            raise ConfigError(key, rel, f"job #{num}'s dir must be a path inside the sweep dir")
         where = Path(os.path.normpath(base / rel))
         real = where.resolve()
         if where == base or real == real_base:

@@ -131,6 +131,15 @@ def test_a_flag_given_to_resume_only_repeats_a_recorded_one(sweep, capsys, tmp_p
     assert "resume takes a flag only to repeat one the sweep recorded" in one_error(capsys)
 
 
+@pytest.mark.parametrize("argv", ["-m hidden_size=3,4", ["-m", 7], {"a": 1}])
+def test_a_recorded_command_line_that_is_not_one_is_one_line(sweep, capsys, argv):
+    record = json.loads((sweep / "manifest.json").read_text())
+    record["argv"] = argv
+    (sweep / "manifest.json").write_text(json.dumps(record))
+    assert cli.run(["resume", str(sweep)]) == 2
+    assert "does not parse" in one_error(capsys)
+
+
 def test_a_recorded_command_line_is_checked_as_a_fresh_one(sweep, capsys):
     tamper(sweep, ["hiden_size=3"])
     assert cli.run(["resume", str(sweep)]) == 2
@@ -209,18 +218,44 @@ def test_a_job_dir_that_is_a_symlink_out_is_outside(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "dirs, says",
-    [(["../victim", "1"], "outside"), (["{victim}", "1"], "outside"), (["1", "1"], "share"), ([".", "1"], "sweep dir")],
+    [
+        (["../victim", "1"], "outside"),
+        (["{victim}", "1"], "outside"),
+        (["1", "1"], "share"),
+        ([".", "1"], "sweep dir"),
+        ([5, "1"], "must be a path"),
+    ],
 )
 def test_a_manifests_job_dirs_stay_inside_it(sweep, tmp_path, capsys, dirs, says):
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "lyapunov.csv").write_text("theirs")
-    tamper(sweep, dirs=[d.format(victim=victim) for d in dirs])
+    tamper(sweep, dirs=[d.format(victim=victim) if isinstance(d, str) else d for d in dirs])
     before = snapshot(sweep)
     assert cli.run(["resume", str(sweep)]) == 2
     line = one_error(capsys)
     assert "manifest.json job dir=" in line and says in line
     assert (victim / "lyapunov.csv").read_text() == "theirs" and untouched(sweep, before)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["hidden_size=3", "timesteps=3", "timing=quick", "backend=numpy", "+hydra.callbacks.x._target_=os.getcwd"],
+        ["hidden_size=3", "timesteps=3", "timing=quick", "backend=numpy", "hydra.sweep.subdir=../victim"],
+        ["hidden_size=3", "timesteps=3", "timing=quick", "backend=numpy", "hydra.job.env_set.X=1"],
+        "hidden_size=3",
+    ],
+)
+def test_a_manifests_job_overrides_must_be_the_recorded_command_lines(sweep, capsys, overrides):
+    """The sweeper launches each job by the manifest's own overrides: they are checked, not only the argv."""
+    (sweep / "0" / "results.csv").unlink()  # job 0 would run again
+    record = json.loads((sweep / "manifest.json").read_text())
+    record["jobs"][0]["overrides"] = overrides
+    (sweep / "manifest.json").write_text(json.dumps(record))
+    before = snapshot(sweep)
+    assert cli.run(["resume", str(sweep)]) == 2
+    assert "manifest.json job #0=" in one_error(capsys) and untouched(sweep, before)
 
 
 def test_a_job_dir_swapped_for_a_symlink_out_is_refused(sweep, tmp_path, capsys):
