@@ -175,12 +175,14 @@ def start(argv: list[str], guard: SignalGuard | None = None) -> int:
     if inv is None or not inv.runs_jobs:
         return _hydra_only(argv)  # help, --cfg, --info, a flag argparse refuses: Hydra answers itself
     if flags.dry_run:
-        return dry_run(plan.make_plan(inv, flags.max_jobs, sample=DRY_RUN_SHOWN))
+        return dry_run(plan.make_plan(inv, flags.max_jobs, sample=DRY_RUN_SHOWN, whole=DRY_RUN_WHOLE))
     jobs = plan.make_plan(inv, flags.max_jobs)
     return execute(jobs, argv, resuming=False, guard=guard)
 
 
-DRY_RUN_SHOWN = 10  # a dry run of more than twice this many jobs composes and lists the first and last ones
+# A dry run lists (and composes) every job of a sweep of up to DRY_RUN_WHOLE jobs; of a larger one, the
+# first and last DRY_RUN_SHOWN, so that it answers at once for any size the bound allows.
+DRY_RUN_WHOLE, DRY_RUN_SHOWN = 200, 10
 
 
 def dry_run(p: plan.Plan) -> int:

@@ -333,12 +333,12 @@ class TooManyJobs(ConfigError):
         )
 
 
-def make_plan(inv: Invocation, max_jobs: int | None = MAX_JOBS, sample: int | None = None) -> Plan:
+def make_plan(inv: Invocation, max_jobs: int | None = MAX_JOBS, sample: int | None = None, whole: int = 0) -> Plan:
     """The jobs ``inv`` will run, each composed and typed, and the dirs they will write; ConfigError if any cannot.
 
     A sweep of more than ``max_jobs`` (None: no bound) is refused before it is expanded. With
-    ``sample``, a sweep of more jobs than ``2 * sample`` is planned only in part: its first and last
-    ``sample`` jobs (``Plan.size`` says how many there are), which is what a dry run can show at once.
+    ``sample``, a sweep of more jobs than ``whole`` (and ``2 * sample``) is planned only in part: its
+    first and last ``sample`` jobs (``Plan.size`` says how many there are), what a dry run can show.
     """
     from rnnexp import preflight
 
@@ -351,7 +351,10 @@ def make_plan(inv: Invocation, max_jobs: int | None = MAX_JOBS, sample: int | No
         composer = _Composer(inv, loader, extra)
         space = _job_overrides(inv, master, loader, max_jobs)
         size = space.size if isinstance(space, hydra_compat.SweepSpace) else len(space)
-        nums = range(size) if sample is None or size <= 2 * sample else [*range(sample), *range(size - sample, size)]
+        if sample is None or size <= max(whole, 2 * sample):
+            nums: Sequence[int] = range(size)
+        else:
+            nums = [*range(sample), *range(size - sample, size)]
         jobs = [_plan_job(composer, num, space[num], inv.multirun) for num in nums]
         if not jobs:
             raise ConfigError("sweep", " ".join(inv.overrides), "expands to 0 jobs")
