@@ -117,7 +117,7 @@ def test_shared_layers_merge_and_panels_follow_layer_and_direction(tmp_path, fig
     assert_png(plots.state_norm(res, tmp_path))
     fig = figures["state_norm.png"]
     assert fig["panels"] == 4
-    assert fig["drawn"][0] == ["every configuration"]  # layer 0 forward: four jobs, one line
+    assert fig["drawn"][0] == ["all 4 runs in this panel"]  # layer 0 forward: four jobs, one line
     for drawn in fig["drawn"]:
         assert len(drawn) == len(set(drawn))
     assert set(itertools.chain(*fig["drawn"])) == set(fig["legend"])

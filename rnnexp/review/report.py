@@ -259,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         pngs = plots.make_all(res, folder, reference)
     path = write_markdown(tables, pngs, args.paths, folder)
     out.say(f"\nreport: {path}" + "".join(f"\nplot: {p}" for p in pngs))
+    # -- report.html (issue 23): the interactive page beside report.md; plotly only when writing it --
+    from rnnexp.review import html
+
+    out.say(f"page: {html.write(res, args.paths, folder, pngs, plots=not args.no_plots)}")
+    # -- end report.html --
     out.close()
     return 0
 
