@@ -56,3 +56,20 @@ def finite(df: pd.DataFrame, columns: list[str], log: bool = False) -> tuple[pd.
     what = "non-finite" + (" or non-positive" if log else "")
     note = f"{dropped} row{'s' if dropped != 1 else ''} with {what} {'/'.join(columns)} left out" if dropped else ""
     return df[keep], note
+
+
+def source_labels(df: pd.DataFrame, commits: dict[str, str] | None = None) -> dict[str, str]:
+    """Each input's name in legends: its name, with its commit when the inputs ran different commits.
+
+    A sweep's commit is its rows' ``git_commit`` (else ``commits[name]``, from its env.json).
+    """
+    if "source" not in df:
+        return {}
+    names = list(pd.unique(df["source"].dropna()))
+    commit = {}
+    for n in names:
+        seen = df.loc[df["source"] == n, "git_commit"].dropna().astype(str) if "git_commit" in df else pd.Series([])
+        seen = seen[seen != ""].unique()
+        commit[n] = seen[0] if len(seen) == 1 else (commits or {}).get(n, "") if not len(seen) else "several"
+    differ = len({c for c in commit.values() if c}) > 1
+    return {n: f"{n} ({commit[n][:9]})" if differ and commit[n] else n for n in names}

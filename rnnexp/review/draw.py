@@ -96,7 +96,9 @@ def panels(n: int, width: float = 5.0, height: float = 3.8, across: int = 3):
     """A figure with ``n`` axes in a grid (at most ``across`` wide), sharing nothing; the axes as a flat list."""
     cols = min(n, across)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 2.5, height * rows), squeeze=False)
+    # constrained layout makes room for the suptitle however tall the figure (tight_layout overlaps it)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 2.5, height * rows), squeeze=False,
+                             layout="constrained")  # fmt: skip
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -204,7 +206,6 @@ def finish(fig, axes, styles: Styles, out: Path, name: str, title: str, per_pane
     if len(drawn) > 1 and not per_panel:
         fig.legend(list(drawn.values()), list(drawn), loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize="small")
     fig.suptitle(title)
-    fig.tight_layout()
     try:  # bbox_inches="tight" grows the canvas to hold the outside legend; atomic: no half-drawn file
         return write_atomic(
             out / name, lambda fh: fig.savefig(fh, format="png", dpi=DPI, bbox_inches="tight"), binary=True

@@ -150,7 +150,13 @@ def chart(df: pd.DataFrame, y: str, ytitle: str, title: str, labels: dict[str, s
                 "hovertemplate": "%{hovertext}<br>" + html.escape(ytitle) + ": %{y:.4g}<extra></extra>",
             }  # fmt: skip
             if err and err in s and s[err].notna().any():
-                trace["error_y"] = {"type": "data", "array": _values(s[err] / 2), "visible": True, "thickness": 1}
+                trace["error_y"] = {
+                    "type": "data",
+                    "array": _values(s[err] / 2),
+                    "visible": True,
+                    "thickness": 1,
+                    "width": 0 if len(s) > 30 else 3,
+                }  # caps on hundreds of points blacken the line
             legend_seen.add(label)
             traces.append(trace)
         if line_at is not None:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from rnnexp import schema
 from rnnexp.fileio import write_text_atomic
-from rnnexp.review import figures
+from rnnexp.review import axes, figures
 from rnnexp.review.inputs import ENV_FILE, Results, source_names
 from rnnexp.review.keys import SOURCE, key_columns, order_rows, text, varying
 
@@ -68,14 +68,12 @@ def _job_dirs(path: Path) -> dict[int, Path]:
     return found or {int(p.name): p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()}
 
 
-def source_labels(paths: list[Path]) -> tuple[dict[str, str], dict[str, dict]]:
+def source_labels(df: pd.DataFrame, paths: list[Path]) -> tuple[dict[str, str], dict[str, dict]]:
     """Per input name: its label in legends (the name, with its commit when the inputs' commits differ) and env."""
     names = source_names(paths) if len(paths) > 1 else [""]
     envs = {n: _read_env(p) for n, p in zip(names, paths, strict=True)}
-    commits = {str(e.get("git_commit", ""))[:9] for e in envs.values()}
-    labels = {n: f"{n} ({str(envs[n].get('git_commit'))[:9]})" if len(commits) > 1 and envs[n].get("git_commit")
-              else n for n in names}  # fmt: skip
-    return labels, envs
+    labels = axes.source_labels(df, {n: str(e.get("git_commit") or "") for n, e in envs.items()})
+    return {n: labels.get(n, n) for n in names}, envs
 
 
 def _columns(df: pd.DataFrame) -> tuple[list[str], list[str], dict[str, str]]:
@@ -196,7 +194,7 @@ def counts(df: pd.DataFrame) -> str:
 def render(res: Results, paths: list[Path], out: Path, pngs: list[Path] = (), plots: bool = True) -> str:
     """The page's HTML."""
     paths = [Path(p) for p in paths]
-    labels, envs = source_labels(paths)
+    labels, envs = source_labels(res.table, paths)
     names = list(labels)
     dirs = {n: _job_dirs(p) for n, p in zip(names, paths, strict=True)}
     charts = figures.make_all(res.table, labels) if plots else []

@@ -18,10 +18,10 @@ import pandas as pd
 
 from rnnexp import schema
 from rnnexp.review import draw
-from rnnexp.review.axes import SIZES, UNITS, finite, ok_rows, x_of
+from rnnexp.review.axes import SIZES, UNITS, finite, ok_rows, source_labels, x_of
 from rnnexp.review.axes import determined as _determined
 from rnnexp.review.inputs import Results, join_keys
-from rnnexp.review.keys import minimal_keys, order_rows, varying
+from rnnexp.review.keys import SOURCE, minimal_keys, order_rows, varying
 
 PHASES = {"fwd_time_median_ms": "forward", "bwd_data_time_median_ms": "backward (data)",
           "bwd_weights_time_median_ms": "backward (weights)"}  # fmt: skip
@@ -37,6 +37,15 @@ def reference_rows(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
 def _series_keys(df: pd.DataFrame, skip: set[str]) -> list[str]:
     keys = [k for k in varying(df) if k not in skip]
     return [*(["backend"] if "backend" in keys else []), *(k for k in keys if k != "backend")]
+
+
+def _by_sweep(df: pd.DataFrame, series: list[str]) -> list[str]:
+    """Several sweeps: the keys to panel by so that each panel's series are the sweeps alone, on shared axes
+    (none when that would take more than MAX_PANELS panels, or when one sweep is reviewed)."""
+    others = [k for k in series if k != SOURCE]
+    if SOURCE not in series or not others or len(df[others].drop_duplicates()) > draw.MAX_PANELS:
+        return []
+    return others
 
 
 def _facet_groups(df: pd.DataFrame, facets: list[str]):
@@ -77,7 +86,7 @@ def by_size(df: pd.DataFrame, value: str, ylabel: str, title: str, out: Path, na
         return None
     skip = {x, *SIZES} if x == "flops" else {x, *(s for s in SIZES if _determined(ok, [x], s))}
     series = drop_determined(ok, _series_keys(ok, skip))
-    facets = draw.choose_facets(ok, series)
+    facets = _by_sweep(ok, series) or draw.choose_facets(ok, series)
     series = [k for k in series if k not in facets]
     groups = _facet_groups(order_rows(ok, first=df), facets)
     fig, axes = draw.panels(len(groups))
@@ -140,6 +149,14 @@ def category(row, keys: list[str]) -> str:
     return "\n".join(words) or "all"
 
 
+MAX_CATEGORIES = 12  # category labels per panel: past this they no longer sit side by side
+
+
+def _most_categories(df: pd.DataFrame, facets: list[str], cats: list[str]) -> int:
+    groups = df.groupby(facets, dropna=False) if facets else [(None, df)]
+    return max(len(g[cats].drop_duplicates()) for _, g in groups)
+
+
 def time_by_structure(df: pd.DataFrame, out: Path) -> Path | None:
     """A categorical chart when no size varies: time per structure (layers, direction, dtype, ...) per backend."""
     ok = ok_rows(df)
@@ -153,7 +170,14 @@ def time_by_structure(df: pd.DataFrame, out: Path) -> Path | None:
         return None
     series = ["backend"] if "backend" in keys else keys[:1]
     facets = ["cell"] if "cell" in keys and "cell" not in series and len(keys) > 2 else []
+    if SOURCE in keys:  # several sweeps: one series each, panels by cell and backend
+        series, facets = [SOURCE], [k for k in ("cell", "backend") if k in keys]
     cats = [k for k in keys if k not in series and k not in facets]
+    # more categories than labels fit side by side: panels by the slowest-varying key, as the sweep nests them
+    while len(cats) > 1 and _most_categories(ok, facets, cats) > MAX_CATEGORIES:
+        if len(ok[[*facets, cats[0]]].drop_duplicates()) > draw.MAX_PANELS:
+            break
+        facets, cats = [*facets, cats[0]], cats[1:]
     ordered = order_rows(ok, first=df)
     groups = _facet_groups(ordered, facets)
     categories = ordered[cats].drop_duplicates() if cats else pd.DataFrame(index=[0])
@@ -191,8 +215,8 @@ def saturation_vs_init(df: pd.DataFrame, out: Path, reference: str | None) -> Pa
     if ok.empty or not (ok["init"].nunique() > 1 or ok["init_gain"].nunique() > 1):
         return None
     series = _series_keys(ok, {"init_gain", "backend", "seed"})
-    series = [k for k in series if k in minimal_keys(ok, series, ["h_saturation_frac"]) or k == "init"]
-    facets = draw.choose_facets(ok, series, preferred=("hidden_size", "cell"))
+    series = [k for k in series if k in minimal_keys(ok, series, ["h_saturation_frac"]) or k in ("init", SOURCE)]
+    facets = _by_sweep(ok, series) or draw.choose_facets(ok, series, preferred=("hidden_size", "cell"))
     series = [k for k in series if k not in facets]
     groups = _facet_groups(order_rows(ok, first=df), facets)
     fig, axes = draw.panels(len(groups))
@@ -442,8 +466,18 @@ def training_phases(df: pd.DataFrame, out: Path) -> Path | None:
     return draw.finish(fig, axes, styles, out, "training_phases.png", title)
 
 
+def labelled(res: Results) -> Results:
+    """Several sweeps: each named in legends by its name, with its commit when the sweeps' commits differ."""
+    labels = source_labels(res.table)
+    if not labels or all(k == v for k, v in labels.items()):
+        return res
+    sides = {n: t.assign(**{SOURCE: t[SOURCE].map(labels)}) if SOURCE in t else t for n, t in res.sides.items()}
+    return Results(res.path, res.table.assign(**{SOURCE: res.table[SOURCE].map(labels)}), sides, res.env)
+
+
 def make_all(res: Results, out: Path, reference: str | None = None) -> list[Path]:
     """Every plot the data supports, written under ``out``; their paths."""
+    res = labelled(res)
     df = res.table
     made = [
         time_vs_size(df, out),
