@@ -13,7 +13,7 @@ import shutil
 import pytest
 from test_html import HOSTILE, make_sweep, sweep_rows
 
-from rnnexp.review import html
+from rnnexp.review import axes, html
 from rnnexp.review.inputs import load, load_many
 
 pytestmark = pytest.mark.slow
@@ -68,6 +68,29 @@ def open_page(driver, path):
             " Array.from(plots).every(p => p.querySelector('.main-svg'));"
         )
     )
+
+
+TICKS = """
+const bad = [];
+document.querySelectorAll('.plot').forEach((plot, p) => {
+  plot.querySelectorAll('.xaxislayer-above, .yaxislayer-above').forEach(layer => {
+    const x = layer.classList.contains('xaxislayer-above');
+    const boxes = Array.from(layer.querySelectorAll('text')).filter(t => t.textContent.trim())
+      .map(t => t.getBoundingClientRect()).sort((a, b) => x ? a.left - b.left : a.top - b.top);
+    if (boxes.length > arguments[0]) bad.push(`plot ${p}: ${boxes.length} tick labels`);
+    for (let i = 1; i < boxes.length; i++) {
+      const a = boxes[i - 1], b = boxes[i];
+      if (x ? b.left < a.right - 1 : b.top < a.bottom - 1) bad.push(`plot ${p}: tick labels overlap`);
+    }
+  });
+});
+return bad;
+"""
+
+
+def illegible_ticks(driver) -> list[str]:
+    """Per plot axis: more than MAX_TICKS tick labels, or two that overlap, as drawn by the browser."""
+    return driver.execute_script(TICKS, axes.MAX_TICKS)
 
 
 def problems(driver) -> list[dict]:
@@ -133,6 +156,7 @@ def test_page_loads_offline_sorts_filters_and_draws(tmp_path, browser, n_sizes):
         "p.querySelectorAll('.scatterlayer .trace path, .scatterlayer .trace .point, canvas').length)"
     )
     assert len(drawn) >= 3 and all(n > 0 for n in drawn)  # every plot has marks, not just empty axes
+    assert illegible_ticks(browser) == []
     assert problems(browser) == []
 
 

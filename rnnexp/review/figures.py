@@ -208,8 +208,10 @@ def _values(col: pd.Series) -> list:
 def make_all(df: pd.DataFrame, labels: dict[str, str]) -> list[Chart]:
     """Every interactive plot the table supports: time, throughput, forward and gradient parity, saturation."""
     ok = axes.ok_rows(df)
+    training = set(ok["mode"].dropna()) == {"training"} if "mode" in ok else False
+    what = "time per training step" if training else "time per call"
     made = [
-        chart(df, "time_median_ms", "median time per call (ms)", "Time per call (median; bars: IQR)", labels,
+        chart(df, "time_median_ms", f"median {what} (ms)", f"{what.capitalize()} (median; bars: IQR)", labels,
               err="time_iqr_ms"),
         chart(df, "gflops", "throughput (GFLOP/s)", "Throughput", labels),
     ]  # fmt: skip
