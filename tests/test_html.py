@@ -5,12 +5,15 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from conftest import ROOT
 from rnnexp import schema
 from rnnexp.fileio import write_csv_atomic, write_json_atomic
 from rnnexp.review import figures, html, report
@@ -180,6 +183,14 @@ def test_rows_without_a_job_dir_get_no_link(tmp_path):
     assert len(page.body_rows()) == 12
 
 
+def test_a_csv_of_another_name_claims_nothing_beside_it(tmp_path):
+    folder = make_sweep(tmp_path / "s", sweep_rows(2))  # numbered dirs and an env.json beside the CSV
+    baseline = (folder / schema.RESULTS).rename(folder / "baseline.csv")
+    page = Page(html.render(load(baseline), [baseline], tmp_path))
+    assert not [a for t, a in page.tags if t == "a"]
+    assert "no env.json beside this input" in "".join(page.text)
+
+
 def test_several_sweeps_are_series_labelled_by_name_and_commit(tmp_path):
     a = make_sweep(tmp_path / "before", sweep_rows(3, commit="1111111aaaa"))
     b = make_sweep(tmp_path / "after", sweep_rows(3, commit="2222222bbbb"))
@@ -247,3 +258,22 @@ def test_report_cli_writes_the_page_beside_report_md(tmp_path, capsys):
     assert (folder / "report.md").is_file() and (folder / "report.html").is_file()
     assert "page: " in capsys.readouterr().out
     assert 'class="plot-spec"' not in (folder / "report.html").read_text()  # --no-plots: the table, no plots
+
+
+@pytest.mark.slow
+def test_the_page_is_made_with_torch_hydra_and_the_engines_blocked(tmp_path):
+    folder = make_sweep(tmp_path / "s", sweep_rows(3))
+    code = (
+        "import sys\n"
+        "for m in ('torch', 'hydra', 'omegaconf', 'jax', 'jaxlib', 'onnxruntime', 'onnx'):\n"
+        "    sys.modules[m] = None  # an import of any of them now raises ImportError\n"
+        "from pathlib import Path\n"
+        "from rnnexp.review import html, plots\n"
+        "from rnnexp.review.inputs import load\n"
+        f"folder = Path({str(folder)!r})\n"
+        "res = load(folder)\n"
+        "html.write(res, [folder], folder, plots.make_all(res, folder))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert 'class="plot-spec"' in (folder / "report.html").read_text()

@@ -45,11 +45,17 @@ def _asset(name: str) -> str:
     return resources.files("rnnexp.review").joinpath(name).read_text(encoding="utf-8")
 
 
-def _folder(path: Path) -> Path:
-    return path if path.is_dir() else path.parent
+def _folder(path: Path) -> Path | None:
+    """The dir an input's env.json and job dirs are in: the input dir, or a results.csv's own dir (any other CSV,
+    a baseline say, may sit anywhere: nothing beside it is its own)."""
+    if path.is_dir():
+        return path
+    return path.parent if path.name == schema.RESULTS else None
 
 
 def _read_env(path: Path) -> dict:
+    if _folder(path) is None:
+        return {}
     try:
         env = json.loads((_folder(path) / ENV_FILE).read_text())
     except (OSError, ValueError):  # missing or unreadable: the page says there is none
@@ -60,6 +66,8 @@ def _read_env(path: Path) -> dict:
 def _job_dirs(path: Path) -> dict[int, Path]:
     """Each job's dir by its number: from the manifest when there is one, else the numbered dirs beside it."""
     folder = _folder(path)
+    if folder is None:
+        return {}
     try:
         jobs = json.loads((folder / "manifest.json").read_text()).get("jobs", [])
         found = {int(j["num"]): folder / j["dir"] for j in jobs}
