@@ -316,3 +316,14 @@ def test_several_sweeps_are_one_series_each_on_shared_axes(tmp_path, figures):
     assert fig["panels"] == 4  # cell x backend
     sweeps = ["before (1111111aa)", "after (2222222bb)"]
     assert all(drawn == sweeps for drawn in fig["drawn"]) and fig["legend"] == sweeps
+
+
+def test_state_norm_over_several_sweeps(tmp_path, figures):
+    rows = [r | {"job_num": i} for i, r in enumerate(size_rows((8, 16), ("rnn", "lstm"), ("numpy",)))]
+    steps = schema.coerce(steps_for(rows), schema.STEPS)
+    a, b = (table(rows).assign(source=s) for s in ("before", "after"))
+    sides = {schema.STEPS: pd.concat([steps.assign(source="before"), steps.assign(source="after")])}
+    assert_png(plots.state_norm(Results(tmp_path, pd.concat([a, b], ignore_index=True), sides), tmp_path))
+    drawn = figures["state_norm.png"]["drawn"]
+    labels = list(itertools.chain(*drawn))
+    assert len(labels) == 4 and not any("before" in s or "after" in s for s in labels)  # both sweeps, one line each

@@ -276,7 +276,7 @@ def state_norm(res: Results, out: Path) -> Path | None:
     keys = [k for k in varying(df) if k != "backend"]
     keys = drop_determined(df, keys) if keys else keys  # input_size = hidden_size, relu by rnn: named once
     steps, dropped = finite(steps[steps["h_norm"].notna()], ["h_norm"])
-    data = steps.merge(df[[*join, *dict.fromkeys(keys)]].drop_duplicates(join), on=join)
+    data = steps.merge(df[list(dict.fromkeys([*join, *keys]))].drop_duplicates(join), on=join)  # source: in both
     parts = [c for c in ("layer", "direction") if data[c].nunique() > 1]
     data, keys, join, averaged = _mean_over_seeds(data, join, keys)
     # panels by a category (cell, backend); a numeric key (a gain, a size) is thinned instead, below
