@@ -183,14 +183,14 @@ def size_ticks(ax, values) -> None:
         ax.tick_params(axis="x", labelrotation=45)
 
 
-def line_with_spread(ax, xs, ys, yerr, label: str, style: dict) -> None:
-    """A series with its spread: error bars for a few points, a light band for many (bars would blacken it)."""
+def line_with_spread(ax, xs, ys, yerr, label: str, style: dict) -> bool:
+    """A series, with error bars when it has few points; whether they were drawn. Bars (or bands) on hundreds
+    of noisy points bury the lines under each other, so a dense series is its line alone."""
     if len(xs) <= DENSE:
         ax.errorbar(xs, ys, yerr=yerr, capsize=3, label=label, **style)
-        return
+        return yerr is not None
     ax.plot(xs, ys, label=label, markersize=2.5, markevery=max(1, len(xs) // DENSE), **style)
-    if yerr is not None and np.isfinite(yerr).any():
-        ax.fill_between(xs, ys - yerr, ys + yerr, color=style["color"], alpha=0.2, linewidth=0)
+    return False
 
 
 def finish(fig, axes, styles: Styles, out: Path, name: str, title: str, per_panel: bool = False) -> Path:

@@ -18,6 +18,7 @@ from rnnexp.review import axes
 from rnnexp.review.keys import SOURCE, order_rows, text, varying
 
 MAX_SERIES = 8  # as the PNGs: past this, colours and markers stop being told apart
+DENSE = 30  # as the PNGs: points in a series past which it gets no error bars
 ACROSS = 3  # panels per row
 PANEL_HEIGHT = 330
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
@@ -110,7 +111,7 @@ def chart(df: pd.DataFrame, y: str, ytitle: str, title: str, labels: dict[str, s
     layout: dict = {"height": PANEL_HEIGHT * math.ceil(len(groups) / ACROSS) + 120, "hovermode": "closest",
                     "margin": {"t": 40, "l": 70, "r": 20, "b": 60}, "annotations": [], "legend": {"title": {}},
                     "showlegend": True}  # fmt: skip
-    traces, legend_seen, styles = [], set(), {}
+    traces, legend_seen, styles, bars = [], set(), {}, False
     for i, ((facet, g), (xdom, ydom)) in enumerate(zip(groups, grid, strict=True)):
         n = "" if i == 0 else str(i + 1)
         facet = facet if isinstance(facet, tuple) else (facet,)
@@ -150,13 +151,11 @@ def chart(df: pd.DataFrame, y: str, ytitle: str, title: str, labels: dict[str, s
                 "hovertemplate": "%{hovertext}<br>" + html.escape(ytitle) + ": %{y:.4g}<extra></extra>",
             }  # fmt: skip
             if err and err in s and s[err].notna().any():
-                trace["error_y"] = {
-                    "type": "data",
-                    "array": _values(s[err] / 2),
-                    "visible": True,
-                    "thickness": 1,
-                    "width": 0 if len(s) > 30 else 3,
-                }  # caps on hundreds of points blacken the line
+                trace["customdata"] = _values(s[err])
+                trace["hovertemplate"] = trace["hovertemplate"].replace("<extra>", " (IQR %{customdata:.3g})<extra>")
+                if len(s) <= DENSE:  # bars on hundreds of noisy points bury the lines: the hover has the IQR
+                    trace["error_y"] = {"type": "data", "array": _values(s[err] / 2), "thickness": 1}
+                    bars = True
             legend_seen.add(label)
             traces.append(trace)
         if line_at is not None:
@@ -164,7 +163,8 @@ def chart(df: pd.DataFrame, y: str, ytitle: str, title: str, labels: dict[str, s
                                                     "x0": 0, "x1": 1, "y0": line_at, "y1": line_at,
                                                     "line": {"color": "black", "width": 1, "dash": "dot"}})  # fmt: skip
     note = "; ".join(filter(None, notes))
-    return Chart(title, note, {"data": traces, "layout": layout})
+    return Chart(title.replace("(median)", "(median; bars: IQR)") if bars else title, note,
+                 {"data": traces, "layout": layout})  # fmt: skip
 
 
 def _ticks(values: pd.Series, log: bool) -> dict:
@@ -211,7 +211,7 @@ def make_all(df: pd.DataFrame, labels: dict[str, str]) -> list[Chart]:
     training = set(ok["mode"].dropna()) == {"training"} if "mode" in ok else False
     what = "time per training step" if training else "time per call"
     made = [
-        chart(df, "time_median_ms", f"median {what} (ms)", f"{what.capitalize()} (median; bars: IQR)", labels,
+        chart(df, "time_median_ms", f"median {what} (ms)", f"{what.capitalize()} (median)", labels,
               err="time_iqr_ms"),
         chart(df, "gflops", "throughput (GFLOP/s)", "Throughput", labels),
     ]  # fmt: skip

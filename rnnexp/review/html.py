@@ -110,7 +110,7 @@ def _cell(column: str, value) -> str:
         sort_key = f' data-v="{float(value)!r}"'.replace("inf", "Infinity").replace("nan", "")
     else:
         sort_key = ""
-    if (column.endswith("_ok") and _is_false(value)) or (column == "status" and value not in ("ok", None)):
+    if (column.endswith("_ok") and _is_false(value)) or (column == "status" and (pd.isna(value) or value != "ok")):
         classes.append("bad")
     if column == "error":
         classes.append("error")

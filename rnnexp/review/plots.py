@@ -90,7 +90,7 @@ def by_size(df: pd.DataFrame, value: str, ylabel: str, title: str, out: Path, na
     series = [k for k in series if k not in facets]
     groups = _facet_groups(order_rows(ok, first=df), facets)
     fig, axes = draw.panels(len(groups))
-    styles = draw.Styles()
+    styles, bars = draw.Styles(), False
     for ax, (facet, g) in zip(axes, groups, strict=True):
         for _, s in g.groupby(series, sort=False, dropna=False) if series else [((), g)]:
             line = s.groupby(x)[value].median().dropna().sort_index()
@@ -101,7 +101,7 @@ def by_size(df: pd.DataFrame, value: str, ylabel: str, title: str, out: Path, na
             if value == "time_median_ms":
                 yerr = s.groupby(x)["time_iqr_ms"].median().reindex(line.index).to_numpy(dtype=float) / 2
             xs = line.index.to_numpy(dtype=float) / (1e9 if x == "flops" else 1)
-            draw.line_with_spread(ax, xs, line.to_numpy(dtype=float), yerr, label, styles(label))
+            bars |= draw.line_with_spread(ax, xs, line.to_numpy(dtype=float), yerr, label, styles(label))
         ax.set_title(facet, fontsize="medium")
         if x == "flops":
             draw.value_axis(ax, "x", ok[x].to_numpy(dtype=float) / 1e9)
@@ -109,9 +109,11 @@ def by_size(df: pd.DataFrame, value: str, ylabel: str, title: str, out: Path, na
         else:
             draw.size_ticks(ax, ok[x])
             ax.set_xlabel(f"{x} ({UNITS.get(x, 'count')})")
-        draw.value_axis(ax, "y", _with_spread(ok, value))
+        draw.value_axis(ax, "y", _with_spread(ok, value) if bars else ok[value])
         ax.set_ylabel(ylabel)
     context = "; ".join(filter(None, [_context(ok, {x, *series, *facets}), dropped]))
+    if bars:
+        title = title.replace("(median)", "(median; bars: IQR)")
     return draw.finish(fig, axes, styles, out, name, title + (f"\n{context}" if context else ""))
 
 
@@ -125,7 +127,7 @@ def _with_spread(df: pd.DataFrame, value: str) -> np.ndarray:
 
 
 def time_vs_size(df: pd.DataFrame, out: Path) -> Path | None:
-    title = "Time per call against size (median; bars: IQR)"
+    title = "Time per call against size (median)"
     return by_size(df, "time_median_ms", "median time per call (ms)", title, out, "time_vs_size.png")
 
 
