@@ -161,6 +161,8 @@ def test_page_loads_offline_sorts_filters_and_draws(tmp_path, browser, n_sizes):
 
 
 def test_several_sweeps_draw_one_series_each(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
     a = make_sweep(tmp_path / "before", sweep_rows(4, commit="1111111aaaa"))
     b = make_sweep(tmp_path / "after", sweep_rows(4, commit="2222222bbbb"))
     page = html.write(load_many([a, b]), [a, b], tmp_path)
@@ -171,3 +173,34 @@ def test_several_sweeps_draw_one_series_each(tmp_path, browser):
     )
     assert legend == ["before (1111111aa)", "after (2222222bb)"]
     assert visible_rows(browser) == 2 * 24
+
+    # clicking a sweep in the legend hides its series in every panel (one legend group per sweep)
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.find_element(By.CSS_SELECTOR, ".plot .legend .traces .legendtoggle").click()
+    state = "return document.querySelector('.plot').data.map(t => [t.name, t.visible === 'legendonly'])"
+    # plotly waits out a double-click before it toggles
+    hidden = WebDriverWait(browser, 10).until(lambda d: [h for h in d.execute_script(state) if h[1]] and
+                                              d.execute_script(state))  # fmt: skip
+    assert {name for name, off in hidden if off} == {"before (1111111aa)"}
+    assert all(off == (name == "before (1111111aa)") for name, off in hidden)
+
+
+def test_hover_names_the_configuration_and_zoom_rescales(tmp_path, browser):
+    rows = sweep_rows(3)
+    rows[0]["init"] = HOSTILE[0]  # a hover box shows it as text too
+    folder = make_sweep(tmp_path / "s", rows)
+    open_page(browser, html.write(load(folder), [folder], folder))
+    hover = browser.execute_script(
+        "const plot = document.querySelector('.plot');"
+        "window.Plotly.Fx.hover(plot, [{curveNumber: 0, pointNumber: 0}]);"
+        "return plot.querySelector('.hoverlayer').textContent;"
+    )
+    assert "cell=rnn" in hover and "backend=numpy" in hover and "hidden_size=4" in hover and "job 0" in hover
+    assert HOSTILE[0] in hover and browser.execute_script("return !document.querySelector('.hoverlayer script')")
+    zoomed = browser.execute_script(
+        "const plot = document.querySelector('.plot');"
+        "return window.Plotly.relayout(plot, {'xaxis.range': [5, 9]}).then(() => plot.layout.xaxis.range);"
+    )
+    assert zoomed == [5, 9]
+    assert problems(browser) == []

@@ -139,7 +139,7 @@ def chart(df: pd.DataFrame, y: str, ytitle: str, title: str, labels: dict[str, s
             s = s.sort_values(xcol, kind="stable") if x else s
             one_per_x = not s[xcol].duplicated().any()
             trace = {
-                "type": "scattergl" if len(s) > 1000 else "scatter",
+                "type": "scatter",  # SVG: WebGL (scattergl) is missing where a browser has no GPU
                 "x": _values(s[xcol]), "y": _values(s[y]), "xaxis": f"x{n}", "yaxis": f"y{n}",
                 "mode": "lines+markers" if one_per_x and x and (series or not merged) else "markers",
                 "name": html.escape(label), "legendgroup": html.escape(label),
