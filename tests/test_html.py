@@ -277,3 +277,10 @@ def test_the_page_is_made_with_torch_hydra_and_the_engines_blocked(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert 'class="plot-spec"' in (folder / "report.html").read_text()
+
+
+def test_a_single_run_gets_its_table_and_no_plots(tmp_path):
+    rows = sweep_rows(1, cells=("rnn",), backends=("numpy",))
+    text, page = render(make_sweep(tmp_path / "s", rows))
+    assert len(page.body_rows()) == 1 and 'class="plot-spec"' not in text
+    assert max(len(body) for _, body in page.scripts) < 10_000  # page.js alone: no plotly.js

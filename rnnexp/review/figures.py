@@ -208,6 +208,8 @@ def _values(col: pd.Series) -> list:
 def make_all(df: pd.DataFrame, labels: dict[str, str]) -> list[Chart]:
     """Every interactive plot the table supports: time, throughput, forward and gradient parity, saturation."""
     ok = axes.ok_rows(df)
+    if len(ok) < 2:  # one point compares with nothing: the table says it all
+        return []
     training = set(ok["mode"].dropna()) == {"training"} if "mode" in ok else False
     what = "time per training step" if training else "time per call"
     made = [
