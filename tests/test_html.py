@@ -242,9 +242,10 @@ def test_non_finite_values_are_left_out_of_plots_with_a_note(tmp_path, bad, n_si
     kept = bad == 0.0 and not log  # zero is a value on a linear axis
     assert len(ys) == len(rows) - (not kept) and all(v is not None and (v > 0 or not log) for v in ys)
     if bad == bad and not kept:  # nan is missing, not a value to explain
-        assert "1 row with non-finite" in time.note
+        assert "1 row with a non-finite" in time.note
 
 
+@pytest.mark.slow
 def test_a_1000_row_sweep_stays_under_25_mb(tmp_path):
     folder = make_sweep(tmp_path / "s", sweep_rows(167), job_dirs=False)
     text, page = render(folder)

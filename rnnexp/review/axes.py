@@ -53,9 +53,10 @@ def finite(df: pd.DataFrame, columns: list[str], log: bool = False) -> tuple[pd.
     if log:
         keep &= (values > 0).all(axis=1)
     dropped = int((~keep & df[columns].notna().all(axis=1)).sum())
-    what = "non-finite" + (" or non-positive" if log else "")
-    note = f"{dropped} row{'s' if dropped != 1 else ''} with {what} {'/'.join(columns)} left out" if dropped else ""
-    return df[keep], note
+    what = "a non-finite" + (" or non-positive" if log else "")
+    where = " (a log axis)" if log else ""
+    note = f"{dropped} row{'s' if dropped != 1 else ''} with {what} {' or '.join(columns)} left out{where}"
+    return df[keep], note if dropped else ""
 
 
 def source_labels(df: pd.DataFrame, commits: dict[str, str] | None = None) -> dict[str, str]:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from rnnexp import schema
 from rnnexp.review import draw
-from rnnexp.review.axes import SIZES, UNITS, finite, ok_rows, source_labels, x_of
+from rnnexp.review.axes import SIZES, UNITS, finite, ok_rows, source_labels, wants_log, x_of
 from rnnexp.review.axes import determined as _determined
 from rnnexp.review.inputs import Results, join_keys
 from rnnexp.review.keys import SOURCE, minimal_keys, order_rows, varying
@@ -81,7 +81,7 @@ def by_size(df: pd.DataFrame, value: str, ylabel: str, title: str, out: Path, na
     x = x_of(ok)
     if x is None:
         return None
-    ok, dropped = finite(ok, [value, x], log=True)  # an inf or nan time has no place on the axis
+    ok, dropped = finite(ok, [value, x], log=wants_log(ok[value]))  # an inf or nan time has no place on an axis
     if ok.empty:
         return None
     skip = {x, *SIZES} if x == "flops" else {x, *(s for s in SIZES if _determined(ok, [x], s))}
@@ -164,7 +164,7 @@ def time_by_structure(df: pd.DataFrame, out: Path) -> Path | None:
     ok = ok_rows(df)
     if ok.empty or ok["time_median_ms"].isna().all() or x_of(ok) is not None:
         return None
-    ok, dropped = finite(ok, ["time_median_ms"], log=True)
+    ok, dropped = finite(ok, ["time_median_ms"], log=wants_log(ok["time_median_ms"]))
     if ok.empty:
         return None
     keys = varying(ok)
