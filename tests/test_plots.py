@@ -327,3 +327,15 @@ def test_state_norm_over_several_sweeps(tmp_path, figures):
     drawn = figures["state_norm.png"]["drawn"]
     labels = list(itertools.chain(*drawn))
     assert len(labels) == 4 and not any("before" in s or "after" in s for s in labels)  # both sweeps, one line each
+
+
+def test_a_line_standing_for_a_panels_subset_never_says_every_configuration(tmp_path, figures):
+    rows = [{"cell": "rnn", "backend": backend, "hidden_size": 8, "layers": layers, "status": "ok", "job_num": num}
+            for num, (layers, backend) in enumerate(itertools.product((1, 2), ("numpy", "torch")))]  # fmt: skip
+    steps = [{"job_num": r["job_num"], "layer": layer, "direction": "forward", "timestep": t, "h_norm": 1.0 + t * layer}
+             for r in rows for layer in range(r["layers"]) for t in range(4)]  # fmt: skip
+    res = Results(tmp_path, table(rows), {schema.STEPS: schema.coerce(pd.DataFrame(steps), schema.STEPS)})
+    assert_png(plots.state_norm(res, tmp_path))
+    drawn = figures["state_norm.png"]["drawn"]
+    assert drawn == [["all 4 runs in this panel"], ["all 2 runs in this panel"]]  # layer 1: the two-layer jobs only
+    assert "every configuration" not in figures["state_norm.png"]["legend"]
