@@ -583,7 +583,12 @@ def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str) -> 
         return code or EXIT_FAILED, functools.partial(_error, f"{text}; to finish it: {hint}")
     finally:
         _remove_cache(root / CACHE_DIR)
-    table = schema.read_table(path) if gathered.rows else None
+    try:
+        table = schema.read_table(path) if gathered.rows else None
+    except schema.TableError as exc:  # a value no table column holds (the rows stay as written): say so, go on
+        _error(f"cannot summarise {path}: {exc}")
+        code = code or EXIT_FAILED
+        table = None
     print(summary.table(table) if table is not None else "(no rows)", flush=True)
     print(f"results: {path}", flush=True)
     done, total = len(gathered.rows) - len(gathered.lost), len(recorded.jobs)
