@@ -46,7 +46,7 @@ HOOKS = frozenset({
     "hydra_plugins.rnnexp_launcher.launcher.RnnexpLauncher", "hydra_plugins.rnnexp_launcher.sweeper.RnnexpSweeper",
     "hydra_plugins.rnnexp_launcher.slurm.RnnexpSlurmLauncher",
     *hydra_compat.BASIC_PLUGINS, "logging.StreamHandler", "logging.FileHandler",
-    "rnnexp.logs.TerminalFilter", "ext://sys.stdout", "ext://sys.stderr",
+    "rnnexp.logs.TerminalFilter", "rnnexp.logs.QuietFileHandler", "ext://sys.stdout", "ext://sys.stderr",
 })  # fmt: skip
 CODE_KEYS = ("_target_", "()", "class")  # instantiate's target; logging.config's factory and handler class
 
