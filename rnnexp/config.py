@@ -17,6 +17,19 @@ class Cell(str, Enum):
     rnn = "rnn"
     lstm = "lstm"
     gru = "gru"
+    # Linear in their state (rnnexp.linear): h_t = a_t * h_{t-1} + b_t, computed by a scan.
+    mingru = "mingru"
+    minlstm = "minlstm"
+    lru = "lru"
+    s6 = "s6"
+
+
+class Scan(str, Enum):
+    """How a linear cell's recurrence h_t = a_t * h_{t-1} + b_t is computed (rnnexp.linear.scans)."""
+
+    sequential = "sequential"  # the loop, T dependent steps
+    associative = "associative"  # a log-depth parallel prefix scan of the pairs (a_t, b_t)
+    chunked = "chunked"  # each chunk of scan_chunk steps in parallel, the state carried across chunks
 
 
 class Nonlinearity(str, Enum):
@@ -96,6 +109,13 @@ class RunConfig:
     lyapunov_k: int = 0  # 0 = off; k >= 1: the k largest Lyapunov exponents of the state dynamics
     lyapunov_warmup: int = 200  # steps evolved before exponents are averaged
     grad_flow: bool = False  # the norm of dL/dh_t against the distance to the end
+    # Linear cells (mingru, minlstm, lru, s6) only; see rnnexp.linear and its validate().
+    scan: Scan = Scan.sequential
+    scan_chunk: int = 64  # steps per chunk of scan=chunked
+    state_size: int = 16  # lru: complex state N; s6: state per channel N
+    r_min: float = 0.9  # lru: eigenvalue moduli drawn on the ring r_min <= |lambda| <= r_max
+    r_max: float = 0.999
+    max_phase: float = 6.283185307179586  # lru: eigenvalue phases drawn in [0, max_phase)
     timing: TimingConfig = field(default_factory=TimingConfig)
 
 
@@ -144,6 +164,9 @@ def validate(cfg: RunConfig) -> None:
             raise ConfigError(key, value, "must be a positive integer (>= 1)")
     if cfg.proj_size < 0:
         raise ConfigError("proj_size", cfg.proj_size, "must be >= 0 (0 = no projection)")
+    from rnnexp.linear import validate as validate_linear
+
+    validate_linear(cfg)  # before proj_size's own rules: a linear cell names itself
     if cfg.proj_size and cfg.cell is not Cell.lstm:
         raise ConfigError("proj_size", cfg.proj_size, f"applies to cell=lstm only, not cell={cfg.cell.value}")
     if cfg.proj_size >= cfg.hidden_size:

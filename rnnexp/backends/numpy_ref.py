@@ -35,6 +35,8 @@ import numpy as np
 
 from rnnexp.backends import Outputs, Prepared
 from rnnexp.config import Cell, ConfigError, Device, Nonlinearity, RunConfig
+from rnnexp.linear import is_linear
+from rnnexp.linear import numpy_backend as linear_numpy
 from rnnexp.params import directions, out_size, suffix
 
 StepHook = Callable[[np.ndarray, "np.ndarray | None", np.ndarray], None]  # (gates, c, h) after each step
@@ -48,6 +50,8 @@ def check(cfg: RunConfig) -> None:
 
 
 def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:
+    if is_linear(cfg):
+        return linear_numpy.prepare(cfg, params, x)
     packed = pack(cfg, params)  # once, like nn.RNN's own weight layout: not part of the timed forward
     return Prepared(call=lambda: run(cfg, packed, x), fetch=lambda out: out)
 
@@ -78,6 +82,8 @@ def reference(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, obse
 
     ``observe`` (module docstring) watches every step of every layer and direction.
     """
+    if is_linear(cfg):  # the sequential loop in float64; a linear cell has no gates to observe
+        return linear_numpy.reference(cfg, params, x)
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
     return forward(cfg, p64, x.astype(np.float64), keep_layers=True, observe=observe)
 
