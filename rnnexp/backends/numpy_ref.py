@@ -65,6 +65,10 @@ def gradients(
     d_c_n: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The float64 reference gradient by backpropagation through time (``rnnexp.backends.numpy_grad``)."""
+    if is_linear(cfg):
+        from rnnexp.linear import grad
+
+        return grad.gradients(cfg, params, x, d_output, d_h_n)
     from rnnexp.backends import numpy_grad  # it builds on this module: imported here, not at the top
 
     return numpy_grad.gradients(cfg, params, x, d_output, d_h_n, d_c_n)
@@ -72,6 +76,10 @@ def gradients(
 
 def prepare_training(*args, **kwargs):
     """The numpy backend in mode=training: the hand-written BPTT timed as a contender (``numpy_grad``)."""
+    if is_linear(args[0]):
+        from rnnexp.linear import grad
+
+        return grad.prepare_training(*args, **kwargs)
     from rnnexp.backends import numpy_grad
 
     return numpy_grad.prepare_training(*args, **kwargs)
