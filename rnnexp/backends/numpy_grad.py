@@ -38,7 +38,6 @@ from rnnexp.backends.numpy_ref import Weights, _rnn_step, _sigmoid_of_negated, _
 from rnnexp.config import Cell, Nonlinearity, RunConfig
 from rnnexp.params import GATES, directions, out_size, param_shapes, suffix
 
-
 GATES_CLASSIC = (Cell.rnn, Cell.lstm, Cell.gru)
 
 
