@@ -28,15 +28,16 @@ class Part:
     y: Any  # (T, B, H) output
 
 
-def run_part(cfg: RunConfig, p: dict, u, ops, kind, chunk: int) -> Part:
+def run_part(cfg: RunConfig, p: dict, u, ops, kind, chunk: int, scan=scans.scan) -> Part:
     a, b, aux = cells.coefficients(cfg, p, u, ops)
-    states = scans.scan(a, b, ops, kind, chunk)
+    states = scan(a, b, ops, kind, chunk)
     return Part(u, a, b, states, aux, cells.readout(cfg, p, u, states, aux, ops))
 
 
-def forward(cfg: RunConfig, params: dict, x, ops, kind=None, chunk: int | None = None, keep: bool = False):
+def forward(cfg: RunConfig, params: dict, x, ops, kind=None, chunk: int | None = None, keep: bool = False, scan=None):
     """(output, h_n, layers, parts): output in the job's layout; ``layers`` every layer's time-major output;
-    ``parts[layer][direction]`` each part's ``Part`` when ``keep`` (else None)."""
+    ``parts[layer][direction]`` each part's ``Part`` when ``keep`` (else None). ``scan(a, b, ops, kind, chunk)``
+    computes the states (default ``scans.scan``; jax passes its own)."""
     kind = cfg.scan if kind is None else kind
     chunk = cfg.scan_chunk if chunk is None else chunk
     seq = _batch_layout(cfg, x, ops)
@@ -46,7 +47,7 @@ def forward(cfg: RunConfig, params: dict, x, ops, kind=None, chunk: int | None =
         for d in range(directions(cfg)):
             p = cells.part_params(cfg, params, layer, d)
             u = ops.flip(seq) if d else seq
-            part = run_part(cfg, p, u, ops, kind, chunk)
+            part = run_part(cfg, p, u, ops, kind, chunk, scan or scans.scan)
             outs.append(ops.flip(part.y) if d else part.y)
             h_n.append(part.y[-1])
             row.append(part if keep else None)
