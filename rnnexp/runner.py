@@ -353,6 +353,10 @@ def execute(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
             **timed.columns,
             **fwd.prepared.extra,
         }
+        if is_linear(cfg):  # memory-bound: bytes moved against this machine's bandwidth (rnnexp.linear.bandwidth)
+            from rnnexp.linear import bandwidth
+
+            row |= bandwidth.columns(cfg, fwd.measurement.median_s, fwd.prepared.device, ctx.peak_dir)
         tables = {**ref.tables, SAMPLES_FILE: samples_table(timed.measurements)}
     if cfg.lyapunov_k or cfg.grad_flow:
         with phase("dynamics"), threadpool_limits(limits=cfg.threads):  # small products: more threads only spin
