@@ -263,3 +263,43 @@ def test_forward_flops_count_the_scans_work():
     assert work.scan_flops(lru) == (lru.timesteps - 1) * 8  # a complex multiply-add
     assert work.scan_bytes(dataclasses.replace(cfg, scan=Scan.associative)) > work.scan_bytes(cfg)
     assert math.isfinite(work.forward_bytes(small(Cell.s6)))
+
+
+@pytest.mark.parametrize("cell", LINEAR)
+@pytest.mark.parametrize("init", ["uniform01", "normal", "xavier_uniform", "orthogonal"])
+def test_every_init_draws_the_dense_weights_and_keeps_the_structure(cell, init):
+    from rnnexp.config import Init
+
+    cfg = small(cell, init=Init(init), layers=2)
+    params = make_params(cfg)
+    assert {k: v.shape for k, v in params.items()} == param_shapes(cfg)
+    assert all(np.isfinite(v).all() for v in params.values())
+    default = make_params(small(cell, layers=2))
+    for name in ("nu_log_l0", "A_log_l0", "dt_proj_bias_l0"):  # the papers' structural parameters stay
+        if name in params:
+            np.testing.assert_array_equal(params[name], default[name])
+    ref = numpy_backend.reference(cfg, params, make_inputs(cfg))
+    assert np.isfinite(ref.output).all()
+
+
+@pytest.mark.slow
+def test_cli_runs_a_linear_cell_and_refuses_in_one_line(tmp_path):
+    import pandas as pd
+
+    from conftest import run_cli
+
+    done = run_cli(["cell=mingru", "backend=torch", "scan=associative", f"hydra.run.dir={tmp_path}/ok"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = pd.read_csv(tmp_path / "ok" / "results.csv").iloc[0]
+    assert row["status"] == "ok" and row["parity_ok"] and row["scan"] == "associative" and row["scan_bytes"] > 0
+    for args, says in [
+        (["cell=lstm", "scan=associative"], "rnnexp: error: scan=associative: cell=lstm is not linear"),
+        (["cell=s6", "backend=onnxruntime"], "rnnexp: error: backend=onnxruntime: cannot run cell=s6"),
+        (["cell=lru", "r_min=0.99", "r_max=0.5"], "rnnexp: error: r_min=0.99: must be <= r_max"),
+        (["cell=mingru", "state_size=4"], "rnnexp: error: state_size=4: applies to cell=lru|s6 only"),
+        (["cell=mingru", "scan=chunked", "scan_chunk=0"], "rnnexp: error: scan_chunk=0"),
+    ]:
+        bad = run_cli([*args, f"hydra.run.dir={tmp_path}/bad"], tmp_path)
+        assert bad.returncode == 2, (args, bad.stderr)
+        assert bad.stderr.strip().startswith(says) and bad.stderr.strip().count("\n") == 0, bad.stderr
+        assert "Traceback" not in bad.stderr and not (tmp_path / "bad" / "results.csv").exists()

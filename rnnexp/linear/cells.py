@@ -127,7 +127,7 @@ def draw_part(rng: np.random.Generator, cfg: RunConfig, in_size: int) -> dict[st
         for name, shape in shapes.items():
             if name in DENSE or (name == "D" and len(shape) == 2) or name in ("bias_ih", "in_proj_bias"):
                 # one "gate" per block: orthogonal acts like xavier on these input-side matrices
-                key = name if name.startswith("bias") else "weight_ih"
+                key = "bias_ih" if name.endswith("bias") or name.startswith("bias") else "weight_ih"
                 out[name] = _draw(rng, cfg, key, shape)
     return {name: out[name] for name in shapes}
 

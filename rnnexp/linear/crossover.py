@@ -67,16 +67,11 @@ def plot(table: pd.DataFrame, path: Path) -> Path:
         part = per[per["backend"] == backend]
         for scan, line in part.groupby("scan"):
             ax.plot(line["timesteps"], line["us_per_step"], marker="o", label=scan)
-        for _, row in cross[cross["backend"] == backend].iterrows():
-            if not math.isnan(row["crossover_timesteps"]):
-                ax.axvline(row["crossover_timesteps"], linestyle=":", color="grey")
-                ax.annotate(
-                    f"{row['scan']} wins from T={int(row['crossover_timesteps'])}",
-                    (row["crossover_timesteps"], ax.get_ylim()[1]),
-                    fontsize=7,
-                    va="top",
-                    rotation=90,
-                )
+        found = cross[(cross["backend"] == backend) & cross["crossover_timesteps"].notna()]
+        for steps, group in found.groupby("crossover_timesteps"):  # one mark per length, every scan that wins there
+            ax.axvline(steps, linestyle=":", color="grey")
+            label = f"{', '.join(group['scan'])} wins from T={int(steps)}"
+            ax.annotate(label, (steps, ax.get_ylim()[1]), fontsize=7, va="top", rotation=90)
         never = cross[(cross["backend"] == backend) & cross["crossover_timesteps"].isna()]["scan"].tolist()
         title = backend + (f" (never: {', '.join(never)})" if never else "")
         ax.set(xscale="log", yscale="log", xlabel="timesteps T", title=title)
