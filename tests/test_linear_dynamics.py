@@ -3,6 +3,7 @@ formed by torch.autograd, and the LRU whose eigenvalues all have modulus r."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -114,7 +115,7 @@ def test_the_runner_dispatches_to_the_exact_exponents():
 @pytest.mark.parametrize(
     "kw, key",
     [
-        ({"grad_flow": True, "lyapunov_k": 0}, "grad_flow"),
+        ({"grad_flow": True, "lyapunov_k": 0, "layers": 2, "bidirectional": True}, "grad_flow"),
         ({"lyapunov_k": 7}, "lyapunov_k"),  # mingru, H=3, one layer: 3 coordinates
         ({"layers": 2, "bidirectional": True}, "lyapunov_k"),
         ({"lyapunov_warmup": 120}, "lyapunov_warmup"),
@@ -124,3 +125,20 @@ def test_dynamics_refusals(kw, key):
     with pytest.raises(ConfigError) as info:
         validate(config(Cell.mingru, **kw))
     assert info.value.key == key
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_grad_flow_of_one_mingru_layer_is_the_product_of_its_gates(bidirectional):
+    """L = <u, h_T>: dL/dh_t = u * a_{t+1} ... a_T for one layer, so ln||dL/dh_t|| is known in closed form."""
+    cfg = config(Cell.mingru, timesteps=40, lyapunov_k=0, grad_flow=True, bidirectional=bidirectional)
+    p, x = make_params(cfg), make_inputs(cfg)
+    row, _, table = lyapunov.dynamics_columns(cfg, p, x)
+    u = dynamics.unit_vector(cfg)
+    logs = lyapunov.log_moduli(dataclasses.replace(cfg, lyapunov_k=1), p, x)  # ln|a_t|, processing order
+    for d, name in enumerate(["forward", "reverse"][: 2 if bidirectional else 1]):
+        la = logs[d]
+        after = np.concatenate([np.cumsum(la[::-1], axis=0)[::-1][1:], np.zeros((1, la.shape[1]))])  # sum_{s>t}
+        want = np.log(np.linalg.norm(u[d * 3 : (d + 1) * 3] * np.exp(after), axis=1))
+        got = table[table["direction"] == name].sort_values("timestep")["grad_log_norm"].to_numpy()
+        np.testing.assert_allclose(got, want if d == 0 else want[::-1], rtol=1e-10, atol=1e-12)
+    assert np.isfinite(row["grad_norm_log_slope"]) and row["grad_norm_log_slope"] < 0

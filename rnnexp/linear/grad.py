@@ -118,7 +118,7 @@ def part_backward(cfg: RunConfig, p: dict, part: network.Part, gy: np.ndarray, k
     g_a = big_g * np.conj(h_prev)
     g_u_coef = _coefficient_adjoint(cfg, p, part, g_a, big_g, grads, g_aux)
     g_u = g_u_coef if g_u is None else g_u + g_u_coef
-    return grads, g_u
+    return grads, g_u, big_g
 
 
 def record(cfg: RunConfig, params: dict, x: np.ndarray, kind: Scan | None = None):
@@ -128,8 +128,19 @@ def record(cfg: RunConfig, params: dict, x: np.ndarray, kind: Scan | None = None
     return Outputs(output, h_n, None, layers), parts
 
 
-def backward(cfg: RunConfig, params: dict, rec, d_output: np.ndarray, d_h_n: np.ndarray, kind: Scan | None = None):
-    """Every gradient (``x`` and each parameter by its full name) of a recorded forward."""
+def backward(
+    cfg: RunConfig,
+    params: dict,
+    rec,
+    d_output: np.ndarray,
+    d_h_n: np.ndarray,
+    kind: Scan | None = None,
+    state_grads: dict | None = None,
+):
+    """Every gradient (``x`` and each parameter by its full name) of a recorded forward.
+
+    ``state_grads``, when given, receives dL/dh_t of each part by (layer, direction), in processing order.
+    """
     kind = cfg.scan if kind is None else kind
     _, parts = rec
     n_dir, hs = directions(cfg), cfg.hidden_size
@@ -144,7 +155,9 @@ def backward(cfg: RunConfig, params: dict, rec, d_output: np.ndarray, d_h_n: np.
                 gy = np.array(gy[::-1] if d else gy, dtype=part.y.dtype)  # processing order, a copy we may add to
                 gy[-1] += d_h_n[layer * n_dir + d]
                 p = cells.part_params(cfg, params, layer, d)
-                g_part, g_u = part_backward(cfg, p, part, gy, kind, cfg.scan_chunk)
+                g_part, g_u, big_g = part_backward(cfg, p, part, gy, kind, cfg.scan_chunk)
+                if state_grads is not None:
+                    state_grads[layer, d] = big_g
                 s = suffix(layer, d)
                 grads.update({name + s: np.asarray(g.real, part.y.dtype) for name, g in g_part.items()})
                 g_u = g_u[::-1] if d else g_u
