@@ -112,6 +112,7 @@ class RunConfig:
     # Linear cells (mingru, minlstm, lru, s6) only; see rnnexp.linear and its validate().
     scan: Scan = Scan.sequential
     scan_chunk: int = 64  # steps per chunk of scan=chunked
+    log_space: bool = False  # mingru/minlstm: the papers' log-space form (h~ = g(.) > 0; parallel scans on logs)
     state_size: int = 16  # lru: complex state N; s6: state per channel N
     r_min: float = 0.9  # lru: eigenvalue moduli drawn on the ring r_min <= |lambda| <= r_max
     r_max: float = 0.999

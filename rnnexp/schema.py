@@ -123,6 +123,7 @@ _CONFIG_MEANING |= {
     "cell": ("", "recurrent cell: rnn, lstm, gru; linear in the state: mingru, minlstm, lru, s6"),
     "scan": ("", "how a linear cell's recurrence is computed: sequential, associative, chunked"),
     "scan_chunk": ("steps", "steps per chunk of scan=chunked"),
+    "log_space": ("", "mingru/minlstm: the log-space form (h~ = g(x) > 0; parallel scans on logarithms)"),
     "state_size": ("units", "lru: complex state size; s6: state per channel"),
     "r_min": ("", "lru: smallest eigenvalue modulus of the initialisation ring"),
     "r_max": ("", "lru: largest eigenvalue modulus of the initialisation ring"),

@@ -303,3 +303,44 @@ def test_cli_runs_a_linear_cell_and_refuses_in_one_line(tmp_path):
         assert bad.returncode == 2, (args, bad.stderr)
         assert bad.stderr.strip().startswith(says) and bad.stderr.strip().count("\n") == 0, bad.stderr
         assert "Traceback" not in bad.stderr and not (tmp_path / "bad" / "results.csv").exists()
+
+
+def _paper_mingru_log_space(x, w, b, hs):
+    """Feng et al. 2024, appendix B: minGRU in log space, parallel_scan_log (Heinsen's cumsum/logcumsumexp), h_0 = 0."""
+    k = torch.from_numpy(x @ w.T + b)
+    k_z, k_h = k[..., :hs], k[..., hs:]
+    log_coeffs = -torch.nn.functional.softplus(k_z)
+    log_z = -torch.nn.functional.softplus(-k_z)
+    log_tilde_h = torch.where(k_h >= 0, torch.log(torch.relu(k_h) + 0.5), -torch.nn.functional.softplus(-k_h))
+    a_star = torch.cumsum(log_coeffs, dim=0)
+    log_h = a_star + torch.logcumsumexp(log_z + log_tilde_h - a_star, dim=0)
+    return torch.exp(log_h).numpy()
+
+
+@pytest.mark.parametrize("cell", [Cell.mingru, Cell.minlstm])
+@pytest.mark.parametrize("lib", ["numpy", "torch"])
+def test_log_space_scans_match_the_linear_loop(cell, lib):
+    cfg = small(cell, log_space=True, layers=2, bidirectional=True, dtype=Dtype.float64, timesteps=37)
+    p, x = make_params(cfg), make_inputs(cfg)
+    ref = numpy_backend.reference(cfg, p, x)
+    assert (ref.layers[0] > 0).all()  # g > 0 and h_0 = 0: every state is positive, as the log form needs
+    for kind in (Scan.associative, Scan.chunked):
+        cfg = dataclasses.replace(cfg, scan=kind, scan_chunk=5)
+        prepared = (numpy_backend if lib == "numpy" else torch_backend).prepare(cfg, p, x)
+        got = prepared.fetch(prepared.call())
+        np.testing.assert_allclose(got.output, ref.output, rtol=1e-12, atol=1e-13)
+
+
+def test_log_space_mingru_is_the_papers_parallel_scan_log():
+    cfg = small(Cell.mingru, log_space=True, dtype=Dtype.float64, batch_first=False, timesteps=50)
+    p, x = make_params(cfg), make_inputs(cfg)
+    q = cells.part_params(cfg, p, 0, 0)
+    want = _paper_mingru_log_space(x, q["weight_ih"], q["bias_ih"], cfg.hidden_size)
+    for kind in Scan:
+        got = numpy_backend.forward(dataclasses.replace(cfg, scan=kind), p, x, kind).output
+        np.testing.assert_allclose(got, want, rtol=1e-11, atol=0)
+
+
+def test_log_space_applies_to_the_min_cells_only():
+    err = refused(RunConfig(cell=Cell.lru, log_space=True))
+    assert err.key == "log_space" and "mingru|minlstm" in str(err)

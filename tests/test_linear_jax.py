@@ -52,3 +52,20 @@ def test_jax_grad_matches_the_bptt_in_float64(cell, kind):
     assert set(got) == set(want)
     for name, value in want.items():
         assert np.abs(got[name] - value).max() <= 1e-10 * max(1.0, np.abs(value).max()), name
+
+
+@pytest.mark.parametrize("cell", [Cell.mingru, Cell.minlstm])
+@pytest.mark.parametrize("kind", [Scan.associative, Scan.chunked])
+def test_jax_log_space_forward_and_grad(cell, kind):
+    cfg = config(cell, scan=kind, log_space=True, dtype=Dtype.float64, timesteps=9)
+    p, x = make_params(cfg), make_inputs(cfg)
+    ref = numpy_backend.reference(cfg, p, x)
+    prepared = jax_scan.prepare(cfg, p, x)
+    np.testing.assert_allclose(prepared.fetch(prepared.call()).output, ref.output, rtol=1e-12, atol=1e-13)
+    d_output, d_h_n, _ = cotangents(cfg)
+    want = grad.gradients(cfg, p, x, d_output, d_h_n)
+    training = jax_scan.prepare_training(cfg, p, x, d_output, d_h_n)
+    with training.context():
+        _, got = training.fetch(training.step())
+    for name, value in want.items():
+        assert np.abs(got[name] - value).max() <= 1e-10 * max(1.0, np.abs(value).max()), name

@@ -41,6 +41,8 @@ def validate(cfg: RunConfig) -> None:
     for key in ("r_min", "r_max", "max_phase"):
         if getattr(cfg, key) != DEFAULTS[key] and cfg.cell is not Cell.lru:
             raise ConfigError(key, getattr(cfg, key), f"applies to cell=lru only, not cell={cell}")
+    if cfg.log_space and cfg.cell not in (Cell.mingru, Cell.minlstm):
+        raise ConfigError("log_space", True, f"applies to cell=mingru|minlstm only, not cell={cell}")
     if isinstance(cfg.scan_chunk, bool) or not isinstance(cfg.scan_chunk, int) or cfg.scan_chunk < 1:
         raise ConfigError("scan_chunk", cfg.scan_chunk, "must be a positive integer (>= 1)")
     if isinstance(cfg.state_size, bool) or not isinstance(cfg.state_size, int) or cfg.state_size < 1:

@@ -6,6 +6,9 @@ H = hidden_size. a and b depend on the input alone; that is what makes the recur
 
 - mingru (Feng et al. 2024, "Were RNNs All We Needed?", sec. 3.1): ``weight_ih`` (2H, I) rows z, h~;
   ``bias_ih`` (2H) with bias. z = sigmoid(W_z u + b_z), h~ = W_h u + b_h; a = 1 - z, b = z * h~; y = h.
+- ``log_space`` (mingru, minlstm; ibid. sec. 3.3 and appendix B): h~ = g(W_h u + b_h) with g(x) = x + 0.5
+  (x >= 0) or sigmoid(x) (x < 0), so that b > 0, and the parallel scans run on log a and log b
+  (``scans.Log``: log h_t = logaddexp(log a_t + log h_{t-1}, log b_t)); the sequential loop on a and b.
 - minlstm (ibid. sec. 3.2, with the normalised gates): ``weight_ih`` (3H, I) rows f, i, h~. f = sigmoid(.),
   i = sigmoid(.), f' = f / (f + i), i' = i / (f + i); a = f', b = i' * h~; y = h.
 - lru (Orvieto et al. 2023, "Resurrecting Recurrent Neural Networks for Long Sequences"): complex state
@@ -156,12 +159,22 @@ def coefficients(cfg: RunConfig, p: dict, u, ops):
     h = cfg.hidden_size
     if cfg.cell in (Cell.mingru, Cell.minlstm):
         k = ops.linear(u, p["weight_ih"], p.get("bias_ih"))
+        k_h = k[..., h:] if cfg.cell is Cell.mingru else k[..., 2 * h :]
+        h_tilde = g(k_h, ops) if cfg.log_space else k_h
         if cfg.cell is Cell.mingru:
             z = ops.sigmoid(k[..., :h])
-            return 1 - z, z * k[..., h:], {}
+            aux = {}
+            if cfg.log_space:  # log(1 - z) = -softplus(k), log z = -softplus(-k)
+                aux = {"log_a": -ops.softplus(k[..., :h]), "log_b": -ops.softplus(-k[..., :h]) + log_g(k_h, ops)}
+            return 1 - z, z * h_tilde, aux
         f, i = ops.sigmoid(k[..., :h]), ops.sigmoid(k[..., h : 2 * h])
         s = f + i
-        return f / s, (i / s) * k[..., 2 * h :], {}
+        aux = {}
+        if cfg.log_space:
+            log_f, log_i = -ops.softplus(-k[..., :h]), -ops.softplus(-k[..., h : 2 * h])
+            log_s = ops.logaddexp(log_f, log_i)
+            aux = {"log_a": log_f - log_s, "log_b": log_i - log_s + log_g(k_h, ops)}
+        return f / s, (i / s) * h_tilde, aux
     if cfg.cell is Cell.lru:
         lam = ops.exp(ops.complex(-ops.exp(p["nu_log"]), ops.exp(p["theta_log"])))
         bu = ops.complex(ops.linear(u, p["B_re"]), ops.linear(u, p["B_im"])) * ops.exp(p["gamma_log"])
@@ -174,6 +187,24 @@ def coefficients(cfg: RunConfig, p: dict, u, ops):
     a = ops.exp(delta[..., None] * -ops.exp(p["A_log"]))
     b = (delta * v)[..., None] * b_t[..., None, :]
     return a, b, {"v": v, "c_t": c_t}
+
+
+def g(x, ops):
+    """minGRU's positive activation for the log-space form: x + 0.5 for x >= 0, sigmoid(x) below."""
+    return ops.where(x >= 0, x + 0.5, ops.sigmoid(x))
+
+
+def log_g(x, ops):
+    """log g(x), finite in both branches (so a gradient through ``where`` is never NaN). Not log(|x| + 0.5) nor
+    log(relu(x) + 0.5): autograd takes their slope at x = 0 as 0, where g's right branch (the one x = 0 takes) has 1."""
+    right = ops.where(x >= 0, x, 0 * x)
+    return ops.where(x >= 0, ops.log(right + 0.5), -ops.softplus(-x))
+
+
+def g_prime(x, ops):
+    """g'(x): 1 for x >= 0, sigmoid'(x) below."""
+    s = ops.sigmoid(x)
+    return ops.where(x >= 0, 1.0 + 0 * x, s * (1 - s))
 
 
 def readout(cfg: RunConfig, p: dict, u, states, aux, ops):

@@ -69,16 +69,18 @@ def _coefficient_adjoint(cfg: RunConfig, p: dict, part: network.Part, g_a, g_b, 
     u, hs = part.u, cfg.hidden_size
     if cfg.cell in (Cell.mingru, Cell.minlstm):
         k = NP.linear(u, p["weight_ih"], p.get("bias_ih"))
+        k_h = k[..., hs:] if cfg.cell is Cell.mingru else k[..., 2 * hs :]
+        h_tilde, dh = (cells.g(k_h, NP), cells.g_prime(k_h, NP)) if cfg.log_space else (k_h, 1.0)
         if cfg.cell is Cell.mingru:
-            z, k_h = _sigmoid(k[..., :hs]), k[..., hs:]
-            g_z = g_b * k_h - g_a
-            g_k = np.concatenate([g_z * z * (1 - z), g_b * z], axis=-1)
+            z = _sigmoid(k[..., :hs])
+            g_z = g_b * h_tilde - g_a
+            g_k = np.concatenate([g_z * z * (1 - z), g_b * z * dh], axis=-1)
         else:
-            f, i, k_h = _sigmoid(k[..., :hs]), _sigmoid(k[..., hs : 2 * hs]), k[..., 2 * hs :]
+            f, i = _sigmoid(k[..., :hs]), _sigmoid(k[..., hs : 2 * hs])
             s = f + i
-            g_c = g_b * k_h
+            g_c = g_b * h_tilde
             g_f, g_i = (g_a - g_c) * i / s**2, (g_c - g_a) * f / s**2
-            g_k = np.concatenate([g_f * f * (1 - f), g_i * i * (1 - i), g_b * i / s], axis=-1)
+            g_k = np.concatenate([g_f * f * (1 - f), g_i * i * (1 - i), g_b * i / s * dh], axis=-1)
         return _dense(grads, g_k, u, "weight_ih", "bias_ih", p)
     if cfg.cell is Cell.lru:
         lam = np.exp(-np.exp(p["nu_log"]) + 1j * np.exp(p["theta_log"]))

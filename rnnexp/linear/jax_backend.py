@@ -14,43 +14,43 @@ import jax
 import jax.numpy as jnp
 
 from rnnexp.config import RunConfig, Scan
-from rnnexp.linear import network, ops
+from rnnexp.linear import network, ops, scans
 
 JAX = ops.get("jax")
 
 
-def _combine(left, right):
-    a1, b1 = left
-    a2, b2 = right
-    return a1 * a2, a2 * b1 + b2
+def _loop(a, b, s):
+    """(last, every h) of the recurrence by ``lax.scan``, from h_0 = b_0."""
 
-
-def _loop(a, b):
     def step(h, ab):
-        h = ab[0] * h + ab[1]
+        h = s.add(s.mul(ab[0], h), ab[1])
         return h, h
 
-    return jax.lax.scan(step, jnp.zeros_like(b[0]), (a, b))
+    last, rest = jax.lax.scan(step, b[0], (a[1:], b[1:]))
+    return last, jnp.concatenate([b[:1], rest])
 
 
-def scan(a, b, _ops, kind: Scan, chunk: int):
+def scan(a, b, _ops, kind: Scan, chunk: int, log: bool = False):
+    s = (scans.Log if log else scans.Linear)(JAX)
     a = jnp.broadcast_to(a, b.shape)
     if kind is Scan.associative:
-        return jax.lax.associative_scan(_combine, (a, b))[1]
+        return jax.lax.associative_scan(lambda x, y: (s.mul(x[0], y[0]), s.add(s.mul(y[0], x[1]), y[1])), (a, b))[1]
     if kind is Scan.sequential:
-        return _loop(a, b)[1]
+        return _loop(a, b, s)[1]
     steps, rest = b.shape[0], b.shape[1:]
     chunk = min(chunk, steps)
     n_chunks = math.ceil(steps / chunk)
     pad = n_chunks * chunk - steps
-    a = jnp.concatenate([a, jnp.ones((pad, *rest), a.dtype)]).reshape((n_chunks, chunk, *rest))
-    b = jnp.concatenate([b, jnp.zeros((pad, *rest), b.dtype)]).reshape((n_chunks, chunk, *rest))
+    a = jnp.concatenate([a, s.one((pad, *rest), a)]).reshape((n_chunks, chunk, *rest))
+    b = jnp.concatenate([b, s.zero((pad, *rest), b)]).reshape((n_chunks, chunk, *rest))
     a_t, b_t = jnp.swapaxes(a, 0, 1), jnp.swapaxes(b, 0, 1)  # (chunk, n_chunks, ...): every chunk at once
-    _, local = _loop(a_t, b_t)
-    prod = jax.lax.cumprod(a_t, axis=0)
-    _, ends = _loop(prod[-1], local[-1])  # the state after each chunk
-    carry = jnp.concatenate([jnp.zeros_like(ends[:1]), ends[:-1]])  # the state entering each chunk
-    h = local + prod * carry[None]
+    _, local = _loop(a_t, b_t, s)
+    prod = jnp.cumsum(a_t, axis=0) if log else jax.lax.cumprod(a_t, axis=0)
+    h = local
+    if n_chunks > 1:
+        _, ends = _loop(prod[-1], local[-1], s)  # the state after each chunk
+        later = s.add(local[:, 1:], s.mul(prod[:, 1:], ends[None, :-1]))  # chunk 0 starts from zero
+        h = jnp.concatenate([local[:, :1], later], axis=1)
     return jnp.swapaxes(h, 0, 1).reshape((n_chunks * chunk, *rest))[:steps]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rnnexp.config import RunConfig
+from rnnexp.config import RunConfig, Scan
 from rnnexp.linear import cells, scans
 from rnnexp.params import directions
 
@@ -30,7 +30,10 @@ class Part:
 
 def run_part(cfg: RunConfig, p: dict, u, ops, kind, chunk: int, scan=scans.scan) -> Part:
     a, b, aux = cells.coefficients(cfg, p, u, ops)
-    states = scan(a, b, ops, kind, chunk)
+    if "log_a" in aux and kind is not Scan.sequential:  # the log-space form: the parallel scans on logarithms
+        states = ops.exp(scan(aux["log_a"], aux["log_b"], ops, kind, chunk, log=True))
+    else:
+        states = scan(a, b, ops, kind, chunk)
     return Part(u, a, b, states, aux, cells.readout(cfg, p, u, states, aux, ops))
 
 

@@ -33,6 +33,10 @@ def _numpy() -> SimpleNamespace:
         flip=lambda x: x[::-1],
         ones=lambda shape, like: np.ones(shape, like.dtype),
         zeros=lambda shape, like: np.zeros(shape, like.dtype),
+        full=lambda shape, value, like: np.full(shape, value, like.dtype),
+        logaddexp=np.logaddexp,
+        where=np.where,
+        log=np.log,
     )
 
 
@@ -56,6 +60,10 @@ def _torch() -> SimpleNamespace:
         flip=lambda x: torch.flip(x, [0]),
         ones=lambda shape, like: torch.ones(shape, dtype=like.dtype, device=like.device),
         zeros=lambda shape, like: torch.zeros(shape, dtype=like.dtype, device=like.device),
+        full=lambda shape, value, like: torch.full(shape, value, dtype=like.dtype, device=like.device),
+        logaddexp=torch.logaddexp,
+        where=torch.where,
+        log=torch.log,
     )
 
 
@@ -86,6 +94,10 @@ def _jax() -> SimpleNamespace:
         flip=lambda x: jnp.flip(x, 0),
         ones=lambda shape, like: jnp.ones(shape, like.dtype),
         zeros=lambda shape, like: jnp.zeros(shape, like.dtype),
+        full=lambda shape, value, like: jnp.full(shape, value, like.dtype),
+        logaddexp=jnp.logaddexp,
+        where=jnp.where,
+        log=jnp.log,
     )
 
 

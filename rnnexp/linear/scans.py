@@ -23,8 +23,49 @@ from rnnexp.config import Scan
 from rnnexp.linear import ops as ops_mod
 
 
-def sequential(a, b, ops):
-    if ops.name == "numpy":  # the reference's loop writes into one preallocated array
+class Linear:
+    """The scans' arithmetic on values: h_t = a_t h_{t-1} + b_t."""
+
+    log = False
+
+    def __init__(self, ops):
+        self.ops = ops
+
+    def mul(self, x, y):
+        return x * y
+
+    def add(self, x, y):
+        return x + y
+
+    def one(self, shape, like):
+        return self.ops.ones(shape, like)
+
+    def zero(self, shape, like):
+        return self.ops.zeros(shape, like)
+
+
+class Log(Linear):
+    """The same recurrence on logarithms of positive values (minGRU's log-space form, Feng et al. 2024 sec. 3.3):
+    log h_t = logaddexp(log a_t + log h_{t-1}, log b_t); multiply is +, add is logaddexp, 0 is -inf."""
+
+    log = True
+
+    def mul(self, x, y):
+        return x + y
+
+    def add(self, x, y):
+        return self.ops.logaddexp(x, y)
+
+    def one(self, shape, like):
+        return self.ops.zeros(shape, like)
+
+    def zero(self, shape, like):
+        return self.ops.full(shape, -math.inf, like)
+
+
+def sequential(a, b, ops, s=None):
+    s = s or Linear(ops)
+    if ops.name == "numpy" and not s.log:  # the reference's loop writes into one preallocated array
         import numpy as np
 
         out = np.empty(b.shape, np.result_type(a, b))
@@ -35,56 +76,66 @@ def sequential(a, b, ops):
         return out
     h, out = b[0], [b[0]]
     for t in range(1, b.shape[0]):
-        h = a[t] * h + b[t]
+        h = s.add(s.mul(a[t], h), b[t])
         out.append(h)
     return ops.stack(out)
 
 
-def associative(a, b, ops):
+def associative(a, b, ops, s=None):
+    s = s or Linear(ops)
     steps = b.shape[0]
     if steps == 1:
         return b
     n = steps // 2
     a_even, a_odd = a[0 : 2 * n : 2], a[1 : 2 * n : 2]
-    h_odd = associative(a_odd * a_even, a_odd * b[0 : 2 * n : 2] + b[1 : 2 * n : 2], ops)  # h at 1, 3, 5, ...
-    h_even = ops.cat([b[0:1], a[2::2] * h_odd[: (steps - 1) // 2] + b[2::2]])  # h at 0, 2, 4, ...
+    pair_b = s.add(s.mul(a_odd, b[0 : 2 * n : 2]), b[1 : 2 * n : 2])
+    h_odd = associative(s.mul(a_odd, a_even), pair_b, ops, s)  # h at 1, 3, 5, ...
+    h_even = ops.cat([b[0:1], s.add(s.mul(a[2::2], h_odd[: (steps - 1) // 2]), b[2::2])])  # h at 0, 2, 4, ...
     pairs = ops.stack([h_even[:n], h_odd], axis=1).reshape((2 * n, *b.shape[1:]))
     return pairs if steps == 2 * n else ops.cat([pairs, h_even[n:]])
 
 
-def chunked(a, b, ops, chunk: int):
+def chunked(a, b, ops, chunk: int, s=None):
+    s = s or Linear(ops)
     steps = b.shape[0]
     chunk = min(chunk, steps)
     n_chunks = math.ceil(steps / chunk)
     pad = n_chunks * chunk - steps
     rest = tuple(b.shape[1:])
-    a = a + ops.zeros(b.shape, b) if a.shape != b.shape else a  # materialise a broadcast view
+    a = s.mul(a, s.one(b.shape, b)) if a.shape != b.shape else a  # materialise a broadcast view
     if pad:
-        a = ops.cat([a, ops.ones((pad, *rest), a)])
-        b = ops.cat([b, ops.zeros((pad, *rest), b)])
+        a = ops.cat([a, s.one((pad, *rest), a)])
+        b = ops.cat([b, s.zero((pad, *rest), b)])
     a = a.reshape((n_chunks, chunk, *rest))
     b = b.reshape((n_chunks, chunk, *rest))
     local, prod = [b[:, 0]], [a[:, 0]]  # every chunk from a zero state, and the running product of its a's
     for j in range(1, chunk):
-        local.append(a[:, j] * local[-1] + b[:, j])
-        prod.append(a[:, j] * prod[-1])
+        local.append(s.add(s.mul(a[:, j], local[-1]), b[:, j]))
+        prod.append(s.mul(a[:, j], prod[-1]))
     local, prod = ops.stack(local, axis=1), ops.stack(prod, axis=1)
-    carry = [ops.zeros((1, *rest), b)[0]]  # the state entering each chunk
-    for k in range(n_chunks - 1):
-        carry.append(prod[k, -1] * carry[-1] + local[k, -1])
-    h = local + prod * ops.stack(carry)[:, None]
-    return h.reshape((n_chunks * chunk, *rest))[:steps]
+    if n_chunks == 1:
+        return local[0][:steps]
+    carry = [local[0, -1]]  # the state entering chunk 1, 2, ... (chunk 0 starts from zero)
+    for k in range(1, n_chunks - 1):
+        carry.append(s.add(s.mul(prod[k, -1], carry[-1]), local[k, -1]))
+    later = s.add(local[1:], s.mul(prod[1:], ops.stack(carry)[:, None]))
+    return ops.cat([local[:1], later]).reshape((n_chunks * chunk, *rest))[:steps]
 
 
-def scan(a, b, ops, kind: Scan = Scan.sequential, chunk: int = 64):
-    """h for the pairs (a, b) along axis 0 by the ``kind`` of scan."""
+def scan(a, b, ops, kind: Scan = Scan.sequential, chunk: int = 64, log: bool = False):
+    """h for the pairs (a, b) along axis 0 by the ``kind`` of scan; with ``log``, log h from log a and log b."""
     if isinstance(ops, str):
         ops = ops_mod.get(ops)
+    s = Log(ops) if log else Linear(ops)
+    if b.shape[0] == 1 and ops.name == "torch":
+        # h_0 = a_0 h_{-1} + b_0 with h_{-1} = 0, written out so that a is in autograd's graph: with one step,
+        # lru's lambda and s6's A_log reach the output through a alone, and their gradient is 0, not missing.
+        return s.add(s.mul(a, s.zero(b.shape, b)), b)
     if kind is Scan.associative:
-        return associative(a, b, ops)
+        return associative(a, b, ops, s)
     if kind is Scan.chunked:
-        return chunked(a, b, ops, chunk)
-    return sequential(a, b, ops)
+        return chunked(a, b, ops, chunk, s)
+    return sequential(a, b, ops, s)
 
 
 def rounding_depth(kind: Scan, steps: int, chunk: int = 64) -> int:
