@@ -344,3 +344,13 @@ def test_log_space_mingru_is_the_papers_parallel_scan_log():
 def test_log_space_applies_to_the_min_cells_only():
     err = refused(RunConfig(cell=Cell.lru, log_space=True))
     assert err.key == "log_space" and "mingru|minlstm" in str(err)
+
+
+def test_the_reference_is_shared_across_scans():
+    from rnnexp import refcache
+
+    cfg = small(Cell.s6)
+    p, x = make_params(cfg), make_inputs(cfg)
+    keys = {refcache.reference_key(dataclasses.replace(cfg, scan=k, scan_chunk=c), p, x) for k in Scan for c in (3, 64)}
+    assert len(keys) == 1
+    assert refcache.reference_key(dataclasses.replace(cfg, state_size=5), p, x) not in keys
