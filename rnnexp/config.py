@@ -17,6 +17,19 @@ class Cell(str, Enum):
     rnn = "rnn"
     lstm = "lstm"
     gru = "gru"
+    # Linear in their state (rnnexp.linear): h_t = a_t * h_{t-1} + b_t, computed by a scan.
+    mingru = "mingru"
+    minlstm = "minlstm"
+    lru = "lru"
+    s6 = "s6"
+
+
+class Scan(str, Enum):
+    """How a linear cell's recurrence h_t = a_t * h_{t-1} + b_t is computed (rnnexp.linear.scans)."""
+
+    sequential = "sequential"  # the loop, T dependent steps
+    associative = "associative"  # a log-depth parallel prefix scan of the pairs (a_t, b_t)
+    chunked = "chunked"  # each chunk of scan_chunk steps in parallel, the state carried across chunks
 
 
 class Nonlinearity(str, Enum):
@@ -96,6 +109,14 @@ class RunConfig:
     lyapunov_k: int = 0  # 0 = off; k >= 1: the k largest Lyapunov exponents of the state dynamics
     lyapunov_warmup: int = 200  # steps evolved before exponents are averaged
     grad_flow: bool = False  # the norm of dL/dh_t against the distance to the end
+    # Linear cells (mingru, minlstm, lru, s6) only; see rnnexp.linear and its validate().
+    scan: Scan = Scan.sequential
+    scan_chunk: int = 64  # steps per chunk of scan=chunked
+    log_space: bool = False  # mingru/minlstm: the papers' log-space form (h~ = g(.) > 0; parallel scans on logs)
+    state_size: int = 16  # lru: complex state N; s6: state per channel N
+    r_min: float = 0.9  # lru: eigenvalue moduli drawn on the ring r_min <= |lambda| <= r_max
+    r_max: float = 0.999
+    max_phase: float = 6.283185307179586  # lru: eigenvalue phases drawn in [0, max_phase)
     timing: TimingConfig = field(default_factory=TimingConfig)
 
 
@@ -163,6 +184,9 @@ def check_values(cfg: RunConfig) -> None:
     a config that breaks one is refused wherever and whenever it runs."""
     for key, (lo, hi) in INT_RANGES.items():
         check_int(key, _get(cfg, key), lo, hi)
+    from rnnexp.linear import validate as validate_linear
+
+    validate_linear(cfg)  # before proj_size's own rules: a linear cell names itself
     if cfg.proj_size and cfg.cell is not Cell.lstm:
         raise ConfigError("proj_size", cfg.proj_size, f"applies to cell=lstm only, not cell={cfg.cell.value}")
     if cfg.proj_size >= cfg.hidden_size:

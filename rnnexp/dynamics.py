@@ -53,6 +53,15 @@ CHUNK_ELEMENTS = 1 << 22  # coefficient or Lanczos-basis elements held at once (
 SEEDS = {"u": 2, "frame": 3, "lanczos": 4}  # params use [seed, 0] and inputs [seed, 1]
 
 
+LINEAR_CELLS = (Cell.mingru, Cell.minlstm, Cell.lru, Cell.s6)
+
+
+def linear_lyapunov():
+    from rnnexp.linear import lyapunov
+
+    return lyapunov
+
+
 # --- the QR method, Kaplan-Yorke, the slope ---------------------------------------------------------------
 
 
@@ -260,7 +269,7 @@ def estimate_flops(cfg: RunConfig) -> float:
     Lanczos iterations: typically 32-40 are run) and their reorthogonalisation (4 m^2 S); gradient
     flow: one VJP per step.
     """
-    if not (cfg.lyapunov_k or cfg.grad_flow):
+    if not (cfg.lyapunov_k or cfg.grad_flow) or cfg.cell in LINEAR_CELLS:  # linear: one pass, no products
         return 0.0
     gh, ho, size = GATES[cfg.cell] * cfg.hidden_size, out_size(cfg), jac.state_size(cfg)
     per_vector = 0.0  # one tangent through every layer: recurrent and input products, projection, elementwise
@@ -294,6 +303,8 @@ def check(cfg: RunConfig) -> None:
     """Refuse, with one line, dynamics that are undefined or would take more than MAX_SECONDS."""
     if not (cfg.lyapunov_k or cfg.grad_flow):
         return
+    if cfg.cell in LINEAR_CELLS:
+        return linear_lyapunov().check(cfg)
     key = "lyapunov_k" if cfg.lyapunov_k else "grad_flow"
     jac.check_causal(cfg, key)
     size = jac.state_size(cfg)
@@ -329,6 +340,8 @@ def dynamics_columns(
 ) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
     """Row columns, the spectrum (direction, index, exponent) and gradient flow (layer, direction, timestep,
     grad_log_norm), from the reference ``ref`` of ``params`` and ``x``. Empty tables for keys that are off."""
+    if cfg.cell in LINEAR_CELLS:  # exact: time averages of ln|a_t| (rnnexp.linear.lyapunov)
+        return linear_lyapunov().dynamics_columns(cfg, params, x)
     check(cfg)
     row: dict[str, float] = {}
     lyap = pd.DataFrame(columns=["direction", "index", "exponent"])

@@ -65,6 +65,16 @@ from __future__ import annotations
 from rnnexp.config import Cell, RunConfig
 from rnnexp.params import GATES, directions, out_size
 
+# The linear cells (mingru, minlstm, lru, s6) have their own work model, with their scans: rnnexp.linear.work.
+LINEAR_CELLS = (Cell.mingru, Cell.minlstm, Cell.lru, Cell.s6)
+
+
+def linear_work():
+    from rnnexp.linear import work
+
+    return work
+
+
 # Elementwise FLOPs per hidden unit per step, biases excluded (see the module docstring).
 ELEMENTWISE = {Cell.rnn: 2, Cell.lstm: 13, Cell.gru: 10}
 
@@ -76,6 +86,8 @@ def layer_input_size(cfg: RunConfig, layer: int) -> int:
 
 def matmul_flops(cfg: RunConfig) -> int:
     """FLOPs of the matrix products: input projection, recurrent product and LSTM projection."""
+    if cfg.cell in LINEAR_CELLS:
+        return linear_work().matmul_flops(cfg)
     t_b, gh, ho = cfg.timesteps * cfg.batch_size, GATES[cfg.cell] * cfg.hidden_size, out_size(cfg)
     per_direction = [
         2 * gh * (layer_input_size(cfg, k) + ho) + 2 * cfg.hidden_size * cfg.proj_size for k in range(cfg.layers)
@@ -85,6 +97,8 @@ def matmul_flops(cfg: RunConfig) -> int:
 
 def elementwise_flops(cfg: RunConfig) -> int:
     """FLOPs of the elementwise work: bias adds, combining the two products, activations, state updates."""
+    if cfg.cell in LINEAR_CELLS:
+        return linear_work().elementwise_flops(cfg)
     h = cfg.hidden_size
     per_step = ELEMENTWISE[cfg.cell] * h + (2 * GATES[cfg.cell] * h if cfg.bias else 0)
     return cfg.timesteps * cfg.batch_size * cfg.layers * directions(cfg) * per_step
@@ -108,6 +122,8 @@ def backward_elementwise_flops(cfg: RunConfig) -> int:
 
 def backward_flops(cfg: RunConfig) -> int:
     """FLOPs of one full backward, data and weights (formula in the module docstring): the ``bwd_flops`` column."""
+    if cfg.cell in LINEAR_CELLS:
+        return linear_work().backward_flops(cfg)
     return 2 * matmul_flops(cfg) + backward_elementwise_flops(cfg)
 
 

@@ -13,6 +13,11 @@ import numpy as np
 from rnnexp.config import Cell, Init, InputDist, RunConfig
 
 GATES = {Cell.rnn: 1, Cell.lstm: 4, Cell.gru: 3}
+# Linear cells (rnnexp.linear.cells has their layout): H-wide arrays one step of a part makes, for the
+# size models that count gates (memory, training): mingru z, h~; minlstm f, i, h~; lru a, b and h,
+# complex; s6 a, b and h at the default state_size 16.
+GATES |= {Cell.mingru: 2, Cell.minlstm: 3, Cell.lru: 6, Cell.s6: 48}
+_LINEAR = (Cell.mingru, Cell.minlstm, Cell.lru, Cell.s6)  # rnnexp.linear's cells: their own layout and init
 
 
 def directions(cfg: RunConfig) -> int:
@@ -35,6 +40,10 @@ def param_shapes(cfg: RunConfig) -> dict[str, tuple[int, ...]]:
     >>> param_shapes(RunConfig())
     {'weight_ih_l0': (8, 5), 'weight_hh_l0': (8, 8), 'bias_ih_l0': (8,), 'bias_hh_l0': (8,)}
     """
+    if cfg.cell in _LINEAR:
+        from rnnexp.linear import cells
+
+        return cells.param_shapes(cfg)
     gh = GATES[cfg.cell] * cfg.hidden_size
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in range(cfg.layers):
@@ -127,6 +136,10 @@ def _orthogonal_blocks(rng: np.random.Generator, shape: tuple[int, ...], gates: 
 
 def make_params(cfg: RunConfig) -> dict[str, np.ndarray]:
     """Seeded parameters, rounded to ``cfg.dtype``; the same seed gives the same numbers everywhere."""
+    if cfg.cell in _LINEAR:
+        from rnnexp.linear import cells
+
+        return cells.make_params(cfg)
     rng = np.random.default_rng([cfg.seed, 0])
     dtype = np.dtype(cfg.dtype.value)
     return {name: _draw(rng, cfg, name, shape).astype(dtype) for name, shape in param_shapes(cfg).items()}

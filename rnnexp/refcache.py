@@ -7,7 +7,7 @@ its row statistics and its side tables (``steps.csv``, ``layer_stats.csv``), mad
 (the gates are counted by the reference's step observer, ``stats.GateCounter``).
 
 - The key (:func:`reference_key`) hashes every config field except those that only say how to
-  run it (``NOT_IN_KEY``: backend, device, threads, timing, mode and the dynamics switches), the
+  run it (``NOT_IN_KEY``: backend, device, threads, timing, mode, the dynamics switches, scan), the
   params' and inputs' bytes, and ``FORMAT``; the entry stores the key and is used only when the
   stored key is the same, so an entry from another config is never used.
 - In-process: the last result is kept (an LRU of one), so adjacent jobs of a sweep run by one
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when what an entry holds, or how the reference computes it, changes
 NOT_IN_KEY = ("backend", "device", "threads", "mode", "lyapunov_k", "lyapunov_warmup", "grad_flow")
+# A linear cell's reference is always the float64 sequential loop, whatever scan its backend runs.
+NOT_IN_KEY += ("scan", "scan_chunk")
 MAX_ENTRY_BYTES = 1 << 30
 FREE_DISK_SHARE = 0.25  # an entry may take at most this share of the cache folder's free disk
 LOCK_TIMEOUT_S = 1800.0  # a waiter computes its own after this (a reference can take minutes)

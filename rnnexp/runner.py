@@ -31,6 +31,8 @@ from rnnexp.config import ConfigError, Mode, RunConfig, as_flat_dict, validate
 from rnnexp.envinfo import CpuMeter, load_avg_1m, row_fields, slurm_job_id
 from rnnexp.envinfo import collect as collect_env
 from rnnexp.flops import achieved_gflops, forward_flops, training_flops
+from rnnexp.linear import is_linear
+from rnnexp.linear.tolerance import relative_tol
 from rnnexp.logs import FILE_ONLY
 from rnnexp.measure import Measurement, Progress, measure, samples_table
 from rnnexp.memory import (
@@ -109,6 +111,8 @@ def parity(cfg: RunConfig, got: Outputs, ref: Outputs) -> dict[str, Any]:
     err = max_abs_err(got, ref)
     scale = max(1.0, *(float(np.max(np.abs(b))) for _, b in _pairs(got, ref)))
     tol = PARITY_TOL[cfg.dtype.value] * scale
+    if is_linear(cfg):  # a scan's error grows with the state's memory: rnnexp.linear.tolerance
+        tol = relative_tol(cfg, PARITY_TOL[cfg.dtype.value]) * scale
     return {"max_abs_err_vs_ref": err, "parity_tol": tol, "parity_ok": bool(err <= tol)}
 
 
@@ -349,6 +353,10 @@ def execute(cfg: RunConfig, ctx: JobContext | None = None) -> JobResult:
             **timed.columns,
             **fwd.prepared.extra,
         }
+        if is_linear(cfg):  # memory-bound: bytes moved against this machine's bandwidth (rnnexp.linear.bandwidth)
+            from rnnexp.linear import bandwidth
+
+            row |= bandwidth.columns(cfg, fwd.measurement.median_s, fwd.prepared.device, ctx.peak_dir)
         tables = {**ref.tables, SAMPLES_FILE: samples_table(timed.measurements)}
     if cfg.lyapunov_k or cfg.grad_flow:
         with phase("dynamics"), threadpool_limits(limits=cfg.threads):  # small products: more threads only spin

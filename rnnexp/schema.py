@@ -119,6 +119,19 @@ def _dtype_of(field: dataclasses.Field) -> str:
     return _PY_DTYPE.get(annotation, STR)  # enums and str are text
 
 
+# The linear cells' keys (rnnexp.linear; issue 24).
+_CONFIG_MEANING |= {
+    "cell": ("", "recurrent cell: rnn, lstm, gru; linear in the state: mingru, minlstm, lru, s6"),
+    "scan": ("", "how a linear cell's recurrence is computed: sequential, associative, chunked"),
+    "scan_chunk": ("steps", "steps per chunk of scan=chunked"),
+    "log_space": ("", "mingru/minlstm: the log-space form (h~ = g(x) > 0; parallel scans on logarithms)"),
+    "state_size": ("units", "lru: complex state size; s6: state per channel"),
+    "r_min": ("", "lru: smallest eigenvalue modulus of the initialisation ring"),
+    "r_max": ("", "lru: largest eigenvalue modulus of the initialisation ring"),
+    "max_phase": ("rad", "lru: eigenvalue phases drawn in [0, max_phase)"),
+}
+
+
 def _config_columns() -> list[Column]:
     """Every RunConfig key but the timing group, then the timing settings, prefixed ``timing_``."""
     cols = []
@@ -199,6 +212,13 @@ _WORK = [
         "training: what the BPTT recording holds for the backward (input, layer outputs, tapes)",
         EXACT,
     ),
+]
+# The linear cells' scans (rnnexp.linear.work, rnnexp.linear.bandwidth; issue 24): empty for the other cells.
+_WORK += [
+    _c("scan_bytes", WORK, INT, "bytes", "linear cells: bytes the scans move (a model; training: + adjoint)", EXACT),
+    _c("scan_gbytes_per_s", WORK, FLOAT64, "GB/s", "scan_bytes / time_median"),
+    _c("peak_gbytes_per_s", WORK, FLOAT64, "GB/s", "this machine's measured memory bandwidth (STREAM copy), threads"),
+    _c("bandwidth_frac", WORK, FLOAT64, "frac", "scan_gbytes_per_s / peak_gbytes_per_s"),
 ]
 _STATISTIC = [
     _c("h_mean", STATISTIC, FLOAT64, "", "mean of the output sequence's values", FLOAT),

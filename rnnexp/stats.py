@@ -74,7 +74,7 @@ LAYER_STATS_COLUMNS = (
 
 def h_bounded(cfg: RunConfig) -> bool:
     """Whether h lies in [-1, 1], so |h| > 0.99 means saturation: not for relu, nor a projected LSTM."""
-    return cfg.nonlinearity is Nonlinearity.tanh and not cfg.proj_size
+    return cfg.nonlinearity is Nonlinearity.tanh and not cfg.proj_size and cfg.cell in GATE_NAMES
 
 
 def has_gates(cfg: RunConfig) -> bool:
@@ -166,7 +166,7 @@ def norm_stats(cfg: RunConfig, out: Outputs) -> dict[str, float]:
 
 def gate_names(cfg: RunConfig) -> tuple[str, ...]:
     """The cell's gates in PyTorch's order; none for relu, whose activation is unbounded."""
-    return GATE_NAMES[cfg.cell] if has_gates(cfg) else ()
+    return GATE_NAMES.get(cfg.cell, ()) if has_gates(cfg) else ()  # a linear cell's gates are not counted
 
 
 class GateCounter:

@@ -470,7 +470,7 @@ def test_cost_guard_refuses_hours_and_names_the_sizes():
 
 
 def test_cost_estimate_scales_and_passes_the_preset(cfg_of):
-    for cell in Cell:
+    for cell in (Cell.rnn, Cell.lstm, Cell.gru):  # the preset's cells; the linear cells' exponents are exact
         preset = cfg_of("+experiment=edge_of_chaos", f"cell={cell.value}")
         assert (preset.lyapunov_k, preset.hidden_size, preset.timesteps) == (64, 256, 1000)
         dyn.check(preset)

@@ -109,7 +109,7 @@ REFUSED = [
             "ConfigError: dtype=float64: backend=onnxruntime: its CPU RNN/LSTM/GRU kernels run float32 only "
             "(allowed: float32)",
         )
-        for cell in Cell
+        for cell in (Cell.rnn, Cell.lstm, Cell.gru)  # the linear cells are refused by backend first
     ],
     (
         dict(backend="onnxruntime", device=Device.cuda),
@@ -139,7 +139,7 @@ def test_refused_combinations_are_one_line_error_rows(overrides, message):
 
 def test_onnx_kernels_really_refuse_float64():
     """The refusal is ONNX Runtime's, not a guess: a float64 session fails when asked to run each cell."""
-    for cell in Cell:
+    for cell in (Cell.rnn, Cell.lstm, Cell.gru):
         cfg = RunConfig(cell=cell, dtype=Dtype.float64, hidden_size=4, input_size=3, timesteps=2)
         with pytest.raises(Exception, match="(?i)implementation|double"):
             prepared = onnxrt.prepare(cfg, make_params(cfg), make_inputs(cfg))

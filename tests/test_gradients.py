@@ -76,7 +76,7 @@ def test_reference_matches_autograd_500_steps(layout, cell):
 
 @st.composite
 def configs(draw) -> RunConfig:
-    cell = draw(st.sampled_from(list(Cell)))
+    cell = draw(st.sampled_from([Cell.rnn, Cell.lstm, Cell.gru]))  # linear cells: tests/test_linear_grad.py
     hidden = draw(st.integers(1, 10))
     return RunConfig(
         cell=cell,

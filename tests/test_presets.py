@@ -25,6 +25,7 @@ EXPECTED_JOBS = {
     "depth_direction": 18,
     "edge_of_chaos": 144,
     "saturation": 45,
+    "scan_crossover": 99,
     "training": 60,
     "tutorial": 8,
 }

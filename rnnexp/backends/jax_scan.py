@@ -201,6 +201,10 @@ def _direction(cfg: RunConfig, w: dict, seq: jax.Array, reverse: bool):
 
 def forward(cfg: RunConfig, params: dict[str, jax.Array], x: jax.Array):
     """(output, h_n, c_n or None) in nn.RNN/LSTM/GRU's layout: a pure function, ready for ``jax.grad``."""
+    if cfg.cell.value in ("mingru", "minlstm", "lru", "s6"):  # linear in the state: rnnexp.linear's scans
+        from rnnexp.linear import jax_backend
+
+        return jax_backend.forward(cfg, params, x)
     seq = jnp.swapaxes(x, 0, 1) if cfg.batch_first else x
     h_n, c_n = [], []
     for layer in range(cfg.layers):

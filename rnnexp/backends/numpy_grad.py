@@ -38,6 +38,8 @@ from rnnexp.backends.numpy_ref import Weights, _rnn_step, _sigmoid_of_negated, _
 from rnnexp.config import Cell, Nonlinearity, RunConfig
 from rnnexp.params import GATES, directions, out_size, param_shapes, suffix
 
+GATES_CLASSIC = (Cell.rnn, Cell.lstm, Cell.gru)
+
 
 @dataclass(frozen=True)
 class GradWeights:
@@ -451,6 +453,10 @@ def saved_bytes(cfg: RunConfig) -> int:
     from rnnexp.memory import itemsize
 
     hs = cfg.hidden_size
+    if cfg.cell not in GATES_CLASSIC:  # a linear cell keeps its coefficients and states (rnnexp.linear.grad)
+        k = GATES[cfg.cell] * hs
+        per_row = cfg.input_size + cfg.layers * directions(cfg) * (out_size(cfg) + k)
+        return cfg.timesteps * cfg.batch_size * per_row * itemsize(cfg)
     k = {Cell.rnn: 0, Cell.lstm: 6 * hs + (hs if cfg.proj_size else 0), Cell.gru: 4 * hs}[cfg.cell]
     per_row = cfg.input_size + cfg.layers * directions(cfg) * (out_size(cfg) + k)
     return cfg.timesteps * cfg.batch_size * per_row * itemsize(cfg)

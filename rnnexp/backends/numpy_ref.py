@@ -35,6 +35,8 @@ import numpy as np
 
 from rnnexp.backends import Outputs, Prepared
 from rnnexp.config import Cell, ConfigError, Device, Nonlinearity, RunConfig
+from rnnexp.linear import is_linear
+from rnnexp.linear import numpy_backend as linear_numpy
 from rnnexp.params import directions, out_size, suffix
 
 StepHook = Callable[[np.ndarray, "np.ndarray | None", np.ndarray], None]  # (gates, c, h) after each step
@@ -48,6 +50,8 @@ def check(cfg: RunConfig) -> None:
 
 
 def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:
+    if is_linear(cfg):
+        return linear_numpy.prepare(cfg, params, x)
     packed = pack(cfg, params)  # once, like nn.RNN's own weight layout: not part of the timed forward
     return Prepared(call=lambda: run(cfg, packed, x), fetch=lambda out: out)
 
@@ -61,6 +65,10 @@ def gradients(
     d_c_n: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The float64 reference gradient by backpropagation through time (``rnnexp.backends.numpy_grad``)."""
+    if is_linear(cfg):
+        from rnnexp.linear import grad
+
+        return grad.gradients(cfg, params, x, d_output, d_h_n)
     from rnnexp.backends import numpy_grad  # it builds on this module: imported here, not at the top
 
     return numpy_grad.gradients(cfg, params, x, d_output, d_h_n, d_c_n)
@@ -68,6 +76,10 @@ def gradients(
 
 def prepare_training(*args, **kwargs):
     """The numpy backend in mode=training: the hand-written BPTT timed as a contender (``numpy_grad``)."""
+    if is_linear(args[0]):
+        from rnnexp.linear import grad
+
+        return grad.prepare_training(*args, **kwargs)
     from rnnexp.backends import numpy_grad
 
     return numpy_grad.prepare_training(*args, **kwargs)
@@ -78,6 +90,8 @@ def reference(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, obse
 
     ``observe`` (module docstring) watches every step of every layer and direction.
     """
+    if is_linear(cfg):  # the sequential loop in float64; a linear cell has no gates to observe
+        return linear_numpy.reference(cfg, params, x)
     p64 = {k: v.astype(np.float64) for k, v in params.items()}
     return forward(cfg, p64, x.astype(np.float64), keep_layers=True, observe=observe)
 

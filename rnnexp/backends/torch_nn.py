@@ -16,6 +16,7 @@ from rnnexp.backends._torch import (
     to_tensors,
 )
 from rnnexp.config import Cell, RunConfig
+from rnnexp.linear import is_linear
 
 __all__ = ["build_module", "check", "prepare", "prepare_training"]
 
@@ -44,6 +45,10 @@ def build_module(cfg: RunConfig, params: dict[str, np.ndarray], device: torch.de
 
 
 def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:
+    if is_linear(cfg):
+        from rnnexp.linear import torch_backend
+
+        return torch_backend.prepare(cfg, params, x)
     device = resolve_device(cfg)
     module = build_module(cfg, params, device)
     xt = torch.from_numpy(x).to(device)
@@ -60,6 +65,10 @@ def prepare_training(
     cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, d_output: np.ndarray, d_h_n: np.ndarray, d_c_n=None
 ):
     """The module's forward with autograd recording, then ``torch.autograd.grad`` (``_torch.prepare_autograd``)."""
+    if is_linear(cfg):
+        from rnnexp.linear import torch_backend
+
+        return torch_backend.prepare_training(cfg, params, x, d_output, d_h_n)
     device = resolve_device(cfg)
     module = build_module(cfg, params, device)
     xt = torch.from_numpy(x).to(device).requires_grad_(True)
