@@ -119,6 +119,7 @@ class Plan:
     root: Path  # the run or sweep dir, absolute
     jobs: list[Job]
     launcher: dict[str, Any] = field(default_factory=dict)  # hydra.launcher, resolved
+    store: Path | None = None  # the history store the finished rows go to (config key store), absolute; None = none
 
     def concurrent_jobs(self) -> int:
         """How many of this plan's jobs share this machine's cores at once.
@@ -284,7 +285,9 @@ def make_plan(inv: Invocation) -> Plan:
             master = compose(inv.config_name, overrides=[*shared, *extra], return_hydra_config=True)
         composer = _Composer(inv, loader, extra)
         jobs = []
-        for num, overrides in enumerate(_job_overrides(inv, master, loader)):
+        every = _job_overrides(inv, master, loader)
+        check_session_keys(every)
+        for num, overrides in enumerate(every):
             jobs.append(_plan_job(composer, num, overrides, inv.multirun))
         if not jobs:
             raise ConfigError("sweep", " ".join(inv.overrides), "expands to 0 jobs")
@@ -292,7 +295,24 @@ def make_plan(inv: Invocation) -> Plan:
         root = Path(os.path.abspath(_select_dir(master, root_key)))
         launcher = OmegaConf.to_container(master.hydra.launcher, resolve=True)
     check_cpus(jobs, launcher)
-    return Plan(inv.multirun, root, jobs, launcher)
+    store = master.get("store")
+    return Plan(inv.multirun, root, jobs, launcher, Path(os.path.abspath(store)) if store is not None else None)
+
+
+def check_session_keys(job_overrides: list[list[str]]) -> None:
+    """Refuse a sweep whose jobs differ in a session key (store, tracking): one store and tracker per sweep."""
+    from rnnexp.config import SESSION_KEYS
+
+    seen: dict[str, set[str]] = {}
+    for overrides in job_overrides:
+        for text in overrides:
+            key, _, value = text.lstrip("+~").partition("=")
+            if key.split(".", 1)[0].split("/", 1)[0] in SESSION_KEYS:
+                seen.setdefault(key, set()).add(value)
+    for key, values in seen.items():
+        if len(values) > 1:
+            allowed = "a setting of the whole sweep (where its rows go), the same for every job: it cannot be swept"
+            raise ConfigError(key, ",".join(sorted(values)), allowed)
 
 
 def check_cpus(jobs: list[Job], launcher: dict[str, Any]) -> None:
