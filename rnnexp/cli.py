@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # imported where used: `rnnexp report` and `compare` never lo
     from rnnexp import manifest, plan
 
 PROG = "rnnexp"
-SUBCOMMANDS = {"report": "rnnexp.review.report", "compare": "rnnexp.review.compare"}
+SUBCOMMANDS = {"report": "rnnexp.review.report", "compare": "rnnexp.review.compare", "history": "rnnexp.review.history"}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 CACHE_DIR = ".cache"  # content-keyed results shared by a sweep's jobs (the float64 reference); removed at the end
 # What `rnnexp resume DIR ...` may add: how jobs run, never what they compute.
@@ -258,6 +258,7 @@ def execute(p: plan.Plan, argv: list[str], resuming: bool) -> int:
     """Run plan ``p`` into its dir under the dir's lock; gather, write and summarise; return the exit status."""
     from rnnexp import refcache
 
+    check_store(p.store)
     root = make_dir(p.root)
     command = " ".join([PROG, *(shlex.quote(a) for a in (["resume", str(root)] if resuming else argv))])
     with DirLock(root, command):
@@ -285,7 +286,7 @@ def execute(p: plan.Plan, argv: list[str], resuming: bool) -> int:
             else:
                 code, stopped = EXIT_FAILED, _unexpected(root, exc)
         with signals_deferred() as caught:
-            status = finish(recorded, root, code, stopped)
+            status = finish(recorded, root, code, stopped, p.store)
         return 128 + caught[0] if caught else status  # asked to stop while the table was written: say so
 
 
@@ -427,8 +428,9 @@ def _hydra_only(argv: list[str]) -> int:
 # --------------------------------------------------------------------------- the end of a run or sweep
 
 
-def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str) -> int:
-    """Gather the table by the manifest, write it and env.json, print the summary; the final exit status."""
+def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str, store: Path | None = None) -> int:
+    """Gather the table by the manifest, write it and env.json, print the summary, add it to the history store;
+    the final exit status."""
     from rnnexp import results, schema
     from rnnexp.review import summary
 
@@ -458,9 +460,41 @@ def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str) -> 
             f"{len(gathered.missing) + len(gathered.lost)} of {total} jobs have no row; to run them: {hint}",
             file=sys.stderr,
         )
+    if gathered.rows and store is not None:
+        add_to_history(store, root)
     if code:
         return code
     return EXIT_FAILED if failed or gathered.missing else EXIT_OK
+
+
+# --------------------------------------------------------------------------- the history store (rnnexp.store)
+
+
+def check_store(path: Path | None) -> None:
+    """Before anything runs: the store's dir exists and is writable and its file is a store (bad input, exit 2)."""
+    if path is None:
+        return
+    from rnnexp import store
+
+    try:  # the default's dir, outputs/, is made as the default run dirs are; another path's dir must exist
+        store.check_target(path, make_dir=path == store.resolve())
+    except store.StoreError as exc:
+        raise OutputError(f"{exc} (config key store)", exc.code) from exc
+
+
+def add_to_history(path: Path, root: Path) -> None:
+    """Append the run or sweep to the store; a failure is one warning line: the table is written already."""
+    from rnnexp import store, sweep_record
+
+    try:
+        added = store.append(path, sweep_record.read(root))
+    except store.Duplicate:
+        return  # a resume that ran nothing new: the store has this state of the sweep already
+    except Exception as exc:  # noqa: BLE001 - the store is a record of the sweep, never a reason to fail it
+        logs.append_traceback(root / "rnnexp.log", exc, f"{datetime.now(timezone.utc).isoformat()} history store")
+        print(f"{PROG}: warning: not added to the history store {path}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return
+    print(f"history: sweep {added.sweep_id} in {path}", flush=True)
 
 
 def _remove_cache(folder: Path) -> None:

@@ -173,7 +173,9 @@ def _ready(con: Any, p: Path, writing: bool) -> None:
             1,
         )
     if not writing:
-        raise StoreError(f"store {p}: schema version {version}, older than {SCHEMA_VERSION}: make it writable to migrate")
+        raise StoreError(
+            f"store {p}: schema version {version}, older than {SCHEMA_VERSION}: make it writable to migrate it"
+        )
     con.begin()
     for v in steps:
         MIGRATIONS[v](con)
@@ -267,33 +269,48 @@ def sweeps(path: Path | str | None = None) -> pd.DataFrame:
         return con.execute(f"SELECT sweep_id, {cols} FROM sweeps ORDER BY started_utc, sweep_id").df()
 
 
-def _where(equals: dict[str, Any] | None, alias: str) -> tuple[str, list[Any]]:
-    """``alias.key = value AND ...``, compared as text (the value as typed on the command line)."""
-    if not equals:
-        return "TRUE", []
-    parts = [f"lower(CAST({alias}.{_q(k)} AS VARCHAR)) = lower(?)" for k in equals]
-    return " AND ".join(parts), [str(v) for v in equals.values()]
+def _where(equals: dict[str, Any] | None, like: pd.DataFrame | None) -> tuple[str, list[Any]]:
+    """The rows' filter: ``key = value`` as text or number, and equal in ``like``'s columns to one of its rows."""
+    parts, params = ["TRUE"], []
+    for key, value in (equals or {}).items():
+        text = f"lower(CAST(r.{_q(key)} AS VARCHAR)) = lower(?)"
+        try:  # 1 and 1.0 are the same number
+            parts.append(f"({text} OR TRY_CAST(r.{_q(key)} AS DOUBLE) = ?)")
+            params += [str(value), float(value)]
+        except ValueError:
+            parts.append(text)
+            params.append(str(value))
+    if like is not None:
+        same = " AND ".join(f"r.{_q(k)} IS NOT DISTINCT FROM w.{_q(k)}" for k in like.columns) or "TRUE"
+        parts.append(f"EXISTS (SELECT 1 FROM wanted w WHERE {same})")
+    return " AND ".join(parts), params
 
 
-def rows(path: Path | str | None = None, equals: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Stored job rows (those whose columns equal ``equals``), each with its sweep's id, machine and start."""
-    where, params = _where(equals, "r")
-    sql = (
-        "SELECT r.sweep_id, s.machine, s.started_utc, r.* EXCLUDE (sweep_id) FROM rows r JOIN sweeps s USING (sweep_id)"
-        f" WHERE {where} ORDER BY s.started_utc, r.sweep_id, r.job_num"
-    )
+def select(
+    path: Path | str | None = None,
+    equals: dict[str, Any] | None = None,
+    like: pd.DataFrame | None = None,
+    phases: tuple[str, ...] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(rows, samples): the stored job rows that match, oldest sweep first, each with its sweep's ``sweep_id``,
+    ``machine`` and ``started_utc``; with ``phases``, the samples of the ok ones among them in those phases.
+
+    ``equals`` compares a column with a value as text (``hidden_size=64``, ``bidirectional=true``);
+    ``like`` keeps rows equal in its columns to one of its rows (a missing value equals a missing one).
+    """
+    where, params = _where(equals, like)
+    head = "SELECT r.sweep_id, s.machine, s.started_utc, r.* EXCLUDE (sweep_id) "
+    head += " FROM rows r JOIN sweeps s USING (sweep_id)"
     with connect(path) as con:
-        return schema.coerce(con.execute(sql, params).df())
-
-
-def samples(path: Path | str | None, equals: dict[str, Any] | None = None, phases: tuple[str, ...] = ()) -> pd.DataFrame:
-    """The samples of the stored ok rows that match ``equals``, in ``phases``, with their sweep's id."""
-    where, params = _where(equals, "r")
-    phase = f" AND m.phase IN ({', '.join('?' * len(phases))})" if phases else ""
-    sql = (
-        "SELECT m.sweep_id, m.job_num, m.phase, m.block_size, m.block_time_s FROM samples m "
-        "JOIN rows r ON r.sweep_id = m.sweep_id AND r.job_num = m.job_num "
-        f"WHERE r.status = 'ok' AND {where}{phase}"
-    )
-    with connect(path) as con:
-        return con.execute(sql, [*params, *phases]).df()
+        if like is not None:
+            con.register("wanted", like)
+        found = con.execute(f"{head} WHERE {where} ORDER BY s.started_utc, r.sweep_id, r.job_num", params).df()
+        if phases is None:
+            return schema.coerce(found), None
+        chosen = f" AND m.phase IN ({', '.join('?' * len(phases))})" if phases else ""
+        sql = (
+            "SELECT m.sweep_id, m.job_num, m.phase, m.block_size, m.block_time_s FROM samples m "
+            "JOIN rows r ON r.sweep_id = m.sweep_id AND r.job_num = m.job_num "
+            f"WHERE r.status = 'ok' AND {where}{chosen}"
+        )
+        return schema.coerce(found), con.execute(sql, [*params, *phases]).df()

@@ -23,6 +23,7 @@ import pandas as pd
 from rnnexp import manifest as mf
 from rnnexp import schema
 
+
 class RecordError(ValueError):
     """A dir the store cannot take (no results, an unreadable table); the message is one line naming it."""
 
@@ -79,7 +80,8 @@ def _env(root: Path) -> dict[str, Any]:
 
 def _threads(env: dict[str, Any], rows: pd.DataFrame) -> str:
     """The thread settings behind the timings: each job's ``threads`` and engine pool, torch's and BLAS's."""
-    blas = [{k: b.get(k) for k in ("internal_api", "num_threads")} for b in env.get("blas") or [] if isinstance(b, dict)]
+    pools = [b for b in env.get("blas") or [] if isinstance(b, dict)]
+    blas = [{k: b.get(k) for k in ("internal_api", "num_threads")} for b in pools]
     per_job = {c: sorted({int(v) for v in rows[c].dropna()}) for c in ("threads", "engine_threads") if c in rows}
     settings = {**per_job, "torch_num_threads": env.get("torch_num_threads"), "blas": blas}
     return json.dumps(settings, sort_keys=True)
@@ -126,7 +128,8 @@ def read(folder: Path | str) -> Record:
         kind, started = manifest.kind, manifest.created_utc
         command = " ".join(["rnnexp", *(shlex.quote(a) for a in manifest.argv)])
         n_jobs = len(manifest.jobs)
-        done = set(pd.to_numeric(rows.get("job_num"), errors="coerce").dropna().astype(int)) if "job_num" in rows else set()
+        nums = pd.to_numeric(rows["job_num"], errors="coerce") if "job_num" in rows else pd.Series(dtype=float)
+        done = set(nums.dropna().astype(int))
         n_missing = sum(j.num not in done for j in manifest.jobs)
     else:  # made before manifests: the table itself is the identity
         key = hashlib.sha256((root / schema.RESULTS).read_bytes()).hexdigest()

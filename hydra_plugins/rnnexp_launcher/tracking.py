@@ -44,7 +44,8 @@ class TrackingCallback(Callback):
 
         job = config.hydra.job
         name = f"job {job.get('num', 0)}: {' '.join(config.hydra.overrides.task) or '(defaults)'}"
-        failed = self.tracker.log_job(Path(config.hydra.runtime.output_dir), name, job_return.status == JobStatus.COMPLETED)
+        ran = job_return.status == JobStatus.COMPLETED
+        failed = self.tracker.log_job(Path(config.hydra.runtime.output_dir), name, ran)
         self.failed_jobs += bool(failed)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
