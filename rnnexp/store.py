@@ -123,6 +123,12 @@ def _connect(p: Path, writing: bool) -> Any:
         raise StoreError(f"store {p}: cannot open it as a rnnexp history store ({why})", 2) from None
 
 
+def _one(con: Any, sql: str, params: list[Any] | None = None) -> tuple | None:
+    """The first row of a query, the result read to its end (DuckDB refuses new work while one is open)."""
+    found = con.execute(sql, params or []).fetchall()
+    return found[0] if found else None
+
+
 def _tables(con: Any) -> set[str]:
     sql = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
     return {r[0] for r in con.execute(sql).fetchall()}
@@ -135,7 +141,7 @@ def _version(con: Any, p: Path) -> int | None:
         return None
     if "meta" not in tables:
         raise StoreError(f"store {p}: a DuckDB file, but not a rnnexp history store (no meta table)", 2)
-    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    row = _one(con, "SELECT value FROM meta WHERE key = 'schema_version'")
     try:
         return int(row[0])
     except (TypeError, ValueError):
@@ -230,7 +236,7 @@ def _insert(con: Any, table: str, frame: pd.DataFrame, sweep_id: int) -> None:
 
 def _existing(con: Any, key: str) -> tuple[int, int, int, str] | None:
     sql = "SELECT sweep_id, n_rows, n_missing, added_utc FROM sweeps WHERE key = ?"
-    return con.execute(sql, [key]).fetchone()
+    return _one(con, sql, [key])
 
 
 def append(path: Path | str | None, record: Record) -> Added:
@@ -249,7 +255,7 @@ def append(path: Path | str | None, record: Record) -> Added:
                     con.execute(f"DELETE FROM {table} WHERE sweep_id = ?", [old[0]])
                 sweep_id = int(old[0])
             else:
-                sweep_id = int(con.execute("SELECT coalesce(max(sweep_id), 0) + 1 FROM sweeps").fetchone()[0])
+                sweep_id = int(_one(con, "SELECT coalesce(max(sweep_id), 0) + 1 FROM sweeps")[0])
             rows = _add_columns(con, "rows", record.rows, schema.RESULTS)
             samples = _add_columns(con, "samples", record.samples, schema.SAMPLES)
             _insert(con, "rows", rows, sweep_id)
@@ -275,11 +281,13 @@ def _where(equals: dict[str, Any] | None, like: pd.DataFrame | None) -> tuple[st
     for key, value in (equals or {}).items():
         text = f"lower(CAST(r.{_q(key)} AS VARCHAR)) = lower(?)"
         try:  # 1 and 1.0 are the same number
-            parts.append(f"({text} OR TRY_CAST(r.{_q(key)} AS DOUBLE) = ?)")
-            params += [str(value), float(value)]
+            number = float(value)
         except ValueError:
             parts.append(text)
             params.append(str(value))
+            continue
+        parts.append(f"({text} OR TRY_CAST(r.{_q(key)} AS DOUBLE) = ?)")
+        params += [str(value), number]
     if like is not None:
         same = " AND ".join(f"r.{_q(k)} IS NOT DISTINCT FROM w.{_q(k)}" for k in like.columns) or "TRUE"
         parts.append(f"EXISTS (SELECT 1 FROM wanted w WHERE {same})")
