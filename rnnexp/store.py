@@ -85,8 +85,21 @@ def check_target(path: Path | str, make_dir: bool = False) -> Path:
         raise StoreError(f"store {p}: no such directory {p.parent} (make it, or choose another store=PATH)", 2)
     if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.R_OK | os.W_OK)):
         raise StoreError(f"store {p}: not writable (choose a writable store=PATH, or store=null for none)", 2)
-    if p.exists() and p.stat().st_size and not is_duckdb(p):
-        raise StoreError(f"store {p}: not a rnnexp history store (not a DuckDB file); choose another store=PATH", 2)
+    if p.exists() and p.stat().st_size:
+        if not is_duckdb(p):
+            raise StoreError(f"store {p}: not a rnnexp history store (not a DuckDB file); choose another store=PATH", 2)
+        with _locked(p, writing=True):  # a DuckDB file of something else, or of a version this rnnexp cannot read
+            con = _connect(p, writing=False)
+            try:
+                version = _version(con, p)
+            finally:
+                con.close()
+        if (
+            version is not None
+            and version != SCHEMA_VERSION
+            and not (version < SCHEMA_VERSION and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION)))
+        ):
+            _refuse_version(p, version)
     return p
 
 
@@ -158,6 +171,15 @@ def _create(con: Any) -> None:
         con.execute(f"CREATE TABLE {name} (sweep_id BIGINT, {cols})")
 
 
+def _refuse_version(p: Path, version: int) -> None:
+    raise StoreError(
+        f"store {p}: written with history schema version {version}; this rnnexp reads version {SCHEMA_VERSION}"
+        f"{' and cannot migrate it' if version < SCHEMA_VERSION else ' (a newer rnnexp wrote it)'}; "
+        "use the rnnexp that wrote it, or another store=PATH",
+        2,
+    )
+
+
 def _ready(con: Any, p: Path, writing: bool) -> None:
     """Create a new store, migrate an older one (when writing), or refuse one this rnnexp cannot read."""
     version = _version(con, p)
@@ -172,12 +194,7 @@ def _ready(con: Any, p: Path, writing: bool) -> None:
         return
     steps = range(version, SCHEMA_VERSION)
     if version > SCHEMA_VERSION or not all(v in MIGRATIONS for v in steps):
-        raise StoreError(
-            f"store {p}: written with history schema version {version}; this rnnexp reads version {SCHEMA_VERSION}"
-            f"{' and cannot migrate it' if version < SCHEMA_VERSION else ' (a newer rnnexp wrote it)'}; "
-            "use the rnnexp that wrote it, or another store=PATH",
-            1,
-        )
+        _refuse_version(p, version)
     if not writing:
         raise StoreError(
             f"store {p}: schema version {version}, older than {SCHEMA_VERSION}: make it writable to migrate it"
