@@ -146,7 +146,8 @@ def test_bad_stores_are_one_line_and_nothing_is_written(tmp_path: Path, capsys) 
         assert history.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     whys = ["no such directory", "not a rnnexp history store", "no such store"]
-    assert len(err) == 3 and all(e.startswith("rnnexp: error: store ") and why in e for e, why in zip(err, whys, strict=True))
+    assert len(err) == 3 and all(e.startswith("rnnexp: error: store ") for e in err)
+    assert all(why in e for e, why in zip(err, whys, strict=True))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
@@ -175,7 +176,8 @@ def test_add_refuses_each_duplicate_in_one_line_and_adds_the_rest(tmp_path: Path
 def test_review_imports_neither_torch_nor_hydra() -> None:
     import subprocess
 
-    code = "import sys, rnnexp.review.history, rnnexp.store\nprint({m.split('.')[0] for m in sys.modules} & {'torch', 'hydra'})"
+    code = "import sys, rnnexp.review.history, rnnexp.store\n"
+    code += "print({m.split('.')[0] for m in sys.modules} & {'torch', 'hydra'})"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})  # fmt: skip
     assert done.stdout.strip() == "set()"
