@@ -11,6 +11,7 @@ the jobs' rows and the table are written as always.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -25,6 +26,7 @@ from rnnexp.config import DEFAULT_STORE
 LOCAL_DB = "mlflow.db"  # the default tracking store: sqlite beside the history store's default
 PARENT_TAG = "mlflow.parentRunId"
 NAME_TAG = "mlflow.runName"
+TAGS = ("status", "error", "job_num", "overrides", "command", "git_commit", "hostname")  # the row's words, as tags
 # A server that is down must cost seconds, not MLflow's default minutes of retries (the user's settings win).
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
@@ -59,10 +61,10 @@ def row_values(job_dir: Path) -> tuple[dict[str, str], dict[str, float], dict[st
         col = schema.column(name)
         if name in config:
             params[name] = str(value)
+        elif name in TAGS:
+            tags[name] = str(value)[:5000]  # MLflow's limit for a tag's value
         elif col is not None and col.dtype in (schema.INT, schema.FLOAT64) and math.isfinite(float(value)):
             metrics[name] = float(value)
-        elif name in ("status", "error", "job_num", "overrides", "command", "git_commit", "hostname"):
-            tags[name] = str(value)[:5000]
     return params, metrics, tags
 
 
@@ -98,6 +100,7 @@ class MlflowTracker:
             os.environ.setdefault(key, value)
         from mlflow.tracking import MlflowClient
 
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # its INFO lines (a new store's tables) are noise here
         client = MlflowClient(tracking_uri=self.uri)
         found = client.get_experiment_by_name(self.experiment)
         if found is None:

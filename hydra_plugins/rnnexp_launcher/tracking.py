@@ -21,7 +21,8 @@ class TrackingCallback(Callback):
 
     def _open(self, config: DictConfig) -> None:
         settings = config.get("tracking")
-        if settings is None or str(settings.get("backend", "none")) != "mlflow" or self.tracker is not None:
+        backend = settings.get("backend") if settings is not None else None
+        if getattr(backend, "value", backend) != "mlflow" or self.tracker is not None:  # an Enum node, or text
             return
         from rnnexp.tracking import MlflowTracker, default_uri
 
