@@ -12,7 +12,7 @@ from test_store import make_sweep, quiet
 
 import rnnexp
 from conftest import run_cli
-from rnnexp import store
+from rnnexp import schema, store
 from rnnexp.review import changes, history
 
 # --------------------------------------------------------------------------- the step finder
@@ -181,6 +181,24 @@ def test_review_imports_neither_torch_nor_hydra() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={"PYTHONPATH": str(Path(__file__).resolve().parent.parent)})  # fmt: skip
     assert done.stdout.strip() == "set()"
+
+
+def test_series_for_marks_each_step_on_its_sweep(series_store: Path) -> None:
+    rows, samples = store.select(series_store, {"cell": "rnn"}, phases=("forward",))
+    points = history.series_for(rows, samples)
+    mine = points[points["machine"] == "Test CPU, 4 cores"]
+    assert mine["change"].tolist() == ["", "", "", "slower", "", ""]
+    assert (mine["q1_ms"] <= mine["median_ms"]).all() and (mine["median_ms"] <= mine["q3_ms"]).all()
+    assert mine["median_ms"].iloc[-1] == pytest.approx(1.5, rel=0.05)
+
+
+def test_the_report_hook_draws_the_series_of_the_reported_configurations(series_store: Path, tmp_path: Path) -> None:
+    table = schema.read_table(series_store.parent / "s5" / "results.csv")
+    assert [p.name for p in history.report_pngs(table, tmp_path, series_store)] == ["history.png"]
+    assert (tmp_path / "history.png").stat().st_size > 0
+    assert history.report_pngs(table, tmp_path / "none", tmp_path / "missing.duckdb") == []
+    other = table.assign(hidden_size=pd.array([99, 98], dtype="Int64"))  # configurations the store never saw
+    assert history.report_pngs(other, tmp_path / "none", series_store) == []
 
 
 # --------------------------------------------------------------------------- the real CLI

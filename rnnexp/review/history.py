@@ -94,6 +94,64 @@ def find(rows: pd.DataFrame, samples: pd.DataFrame, metric: str, ratio: float) -
     return pd.DataFrame(out, columns=columns)
 
 
+def series_for(rows: pd.DataFrame, samples: pd.DataFrame, metric: str = "time_median_ms", ratio: float = RATIO):
+    """Long form, one row per configuration, machine and sweep: the sweep's per-call median and quartiles (ms),
+    its blocks, and the step found there (``change``: slower, faster or empty; ``ratio``)."""
+    out = []
+    for config, points in series(rows, samples, schema.column(metric).phases):
+        steps = {s.index: s for s in changes.find_steps([p[1] for p in points], ratio)}
+        for i, (sweep_id, seconds, row) in enumerate(points):
+            q1, median, q3 = np.percentile(seconds * 1e3, [25, 50, 75])
+            step = steps.get(i)
+            change = "" if step is None else ("slower" if step.verdict == evidence.REGRESSION else "faster")
+            out.append({**config, "sweep_id": sweep_id, "started_utc": row["started_utc"], "median_ms": median,
+                        "q1_ms": q1, "q3_ms": q3, "n_blocks": len(seconds), "change": change,
+                        "ratio": step.ratio if step else math.nan})  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def plot_png(points: pd.DataFrame, out: Path, name: str = "history.png", most: int = 12) -> Path | None:
+    """Each configuration's series (median per-call time per sweep, quartiles as bars), its steps marked."""
+    from rnnexp.review import draw
+
+    keys = [k for k in schema.config_keys() if k in points and points[k].nunique(dropna=False) > 1] + SERIES
+    groups = list(points.groupby(keys, sort=False, dropna=False))[:most] if len(points) else []
+    if not groups:
+        return None
+    fig, axes = draw.panels(len(groups))
+    for ax, (values, g) in zip(axes, groups, strict=True):
+        x = np.arange(len(g))
+        ax.errorbar(x, g["median_ms"], yerr=[g["median_ms"] - g["q1_ms"], g["q3_ms"] - g["median_ms"]], fmt="o-",
+                    capsize=3)  # fmt: skip
+        for i, (_, step) in enumerate(g.iterrows()):
+            if step["change"]:
+                ax.axvline(i - 0.5, color="red" if step["change"] == "slower" else "green", ls="--")
+                ax.annotate(f"x{step['ratio']:.2f}", (i - 0.45, step["median_ms"]), fontsize="small")
+        ax.set_xticks(x, [str(v) for v in g["sweep_id"]], fontsize="small")
+        ax.set_xlabel("sweep_id (oldest first)")
+        ax.set_ylabel("per-call time (ms)")
+        ax.set_title(", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True)), fontsize="small")
+    return draw.finish(fig, axes, draw.Styles(), out, name, "Timing history: each sweep's median, steps marked")
+
+
+def report_pngs(table: pd.DataFrame, out: Path, where: Path | str | None = None) -> list[Path]:
+    """``rnnexp report``'s hook: the series of ``table``'s configurations on its machine from the history store,
+    when it holds more than one sweep of them; nothing (and no error) without a store."""
+    path = store.resolve(where)
+    ok = table[table["status"] == "ok"] if "status" in table else table.iloc[0:0]
+    keys = [k for k in [*schema.config_keys(), "cpu_model"] if k in ok.columns]
+    if not path.is_file() or ok.empty or not keys:
+        return []
+    try:
+        like = schema.coerce(ok[keys]).drop_duplicates().reset_index(drop=True)
+        rows, samples = store.select(path, like=like, phases=schema.column("time_median_ms").phases)
+    except store.StoreError as exc:
+        print(f"rnnexp: warning: report: no timing history ({exc})", file=sys.stderr)
+        return []
+    png = plot_png(series_for(rows, samples), out)
+    return [png] if png is not None else []
+
+
 # --------------------------------------------------------------------------- the command line
 
 

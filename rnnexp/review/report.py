@@ -232,6 +232,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def history_plots(table: pd.DataFrame, folder: Path) -> list[Path]:
+    """These configurations' timing series from the history store (rnnexp.review.history); none without a store."""
+    from rnnexp.review import history
+
+    return history.report_pngs(table, folder)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     out = Printer()
@@ -257,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         from rnnexp.review import plots  # matplotlib only when plotting
 
         pngs = plots.make_all(res, folder, reference)
+        pngs += history_plots(res.table, folder)
     path = write_markdown(tables, pngs, args.paths, folder)
     out.say(f"\nreport: {path}" + "".join(f"\nplot: {p}" for p in pngs))
     out.close()
