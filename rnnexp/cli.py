@@ -460,8 +460,8 @@ def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str, sto
             f"{len(gathered.missing) + len(gathered.lost)} of {total} jobs have no row; to run them: {hint}",
             file=sys.stderr,
         )
-    if gathered.rows and store is not None:
-        add_to_history(store, root)
+    if table is not None and store is not None:
+        add_to_history(store, root, table)
     if code:
         return code
     return EXIT_FAILED if failed or gathered.missing else EXIT_OK
@@ -482,12 +482,12 @@ def check_store(path: Path | None) -> None:
         raise OutputError(f"{exc} (config key store)", exc.code) from exc
 
 
-def add_to_history(path: Path, root: Path) -> None:
-    """Append the run or sweep to the store; a failure is one warning line: the table is written already."""
+def add_to_history(path: Path, root: Path, table=None) -> None:
+    """Append the run or sweep (``table``: its results.csv, read) to the store; a failure is one warning line."""
     from rnnexp import store, sweep_record
 
     try:
-        added = store.append(path, sweep_record.read(root))
+        added = store.append(path, sweep_record.read(root, table))
     except store.Duplicate:
         return  # a resume that ran nothing new: the store has this state of the sweep already
     except Exception as exc:  # noqa: BLE001 - the store is a record of the sweep, never a reason to fail it

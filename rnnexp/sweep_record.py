@@ -94,13 +94,13 @@ def _first(rows: pd.DataFrame, name: str) -> Any:
     return values.iloc[0] if len(values) else None
 
 
-def _tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _tables(root: Path, rows: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows, samples) of the dir: its gathered tables, or its manifest's job rows when it has none."""
     from rnnexp import results
 
     try:
         if (root / schema.RESULTS).is_file():
-            rows = schema.read_table(root / schema.RESULTS)
+            rows = schema.read_table(root / schema.RESULTS) if rows is None else rows
             path = root / schema.SAMPLES
             samples = schema.read_table(path, schema.SAMPLES) if path.is_file() else pd.DataFrame()
             return rows, samples
@@ -113,18 +113,22 @@ def _tables(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(), pd.DataFrame()
 
 
-def read(folder: Path | str) -> Record:
-    """The run or sweep in ``folder``; RecordError when it holds no rows."""
+def read(folder: Path | str, rows: pd.DataFrame | None = None) -> Record:
+    """The run or sweep in ``folder``; RecordError when it holds no rows.
+
+    ``rows``: its ``results.csv`` as ``schema.read_table`` read it already (the CLI has, at a sweep's end).
+    """
     root = Path(folder).resolve()
     if not root.is_dir():
         raise RecordError(f"{folder}: {'no such directory' if not root.exists() else 'not a directory'}")
-    rows, samples = _tables(root)
+    rows, samples = _tables(root, rows)
     if rows.empty:
         raise RecordError(f"{folder}: no results (a run or sweep dir holds results.csv or manifest.json with rows)")
     env = _env(root)
     manifest = mf.load(root) if mf.exists(root) else None
     if manifest is not None:
-        key = hashlib.sha256(json.dumps(asdict(manifest), sort_keys=True, default=str).encode()).hexdigest()
+        identity = [manifest.kind, manifest.argv, manifest.created_utc, [(j.num, j.dir) for j in manifest.jobs]]
+        key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()
         kind, started = manifest.kind, manifest.created_utc
         command = " ".join(["rnnexp", *(shlex.quote(a) for a in manifest.argv)])
         n_jobs = len(manifest.jobs)
