@@ -109,7 +109,8 @@ def bench_query(tmp: Path, n_sweeps: int, rows_per: int, rounds: int = 5) -> dic
     selects, finds = [], []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        rows, samples = store.select(db, {"cell": "lstm", "hidden_size": 8}, phases=("forward",))
+        wanted = [*schema.of_kind(schema.CONFIG), "status", "job_num", "git_commit"]  # as history --changes reads
+        rows, samples = store.select(db, {"cell": "lstm", "hidden_size": 8}, phases=("forward",), columns=wanted)
         t1 = time.perf_counter()
         found = history.find(rows, samples, "time_median_ms", RATIO)
         t2 = time.perf_counter()

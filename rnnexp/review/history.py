@@ -153,7 +153,8 @@ def report_pngs(table: pd.DataFrame, out: Path, where: Path | str | None = None)
         return []
     try:
         like = schema.coerce(ok[keys]).drop_duplicates().reset_index(drop=True)
-        rows, samples = store.select(path, like=like, phases=schema.column("time_median_ms").phases)
+        wanted = [*schema.of_kind(schema.CONFIG), "status", "job_num", "git_commit"]
+        rows, samples = store.select(path, like=like, phases=schema.column("time_median_ms").phases, columns=wanted)
     except store.StoreError as exc:
         print(f"rnnexp: warning: report: no timing history ({exc})", file=sys.stderr)
         return []
@@ -253,7 +254,8 @@ def add(paths: list[Path], where: Path | None, out: Printer) -> int:
 
 def show_changes(args: argparse.Namespace, out: Printer) -> int:
     equals = config_filter(args.config)
-    rows, samples = store.select(args.store, equals, phases=schema.column(args.metric).phases)
+    wanted = [*schema.of_kind(schema.CONFIG), "status", "job_num", "git_commit"]
+    rows, samples = store.select(args.store, equals, phases=schema.column(args.metric).phases, columns=wanted)
     if rows.empty:
         out.say("(no stored rows" + (f" with {' '.join(args.config)})" if args.config else ")"))
         return 0
