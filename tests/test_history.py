@@ -244,3 +244,18 @@ def test_a_store_failing_at_the_end_is_one_warning(tmp_path: Path, capsys) -> No
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("rnnexp: warning: not added to the history store")
     assert "Traceback" in (sweep / "rnnexp.log").read_text()
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "history.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--json", str(tmp_path / "b.json")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["append"]["rows"] == 200 and figures["query"]["rows_found"] == 20  # one configuration per sweep
+    assert figures["query"]["samples_found"] == 200 and set(figures["alarms"]["false_alarms"]) == {
+        "sweep_sd=0.01", "sweep_sd=0.03", "sweep_sd=0.06"}  # fmt: skip
