@@ -258,7 +258,7 @@ def execute(p: plan.Plan, argv: list[str], resuming: bool) -> int:
     """Run plan ``p`` into its dir under the dir's lock; gather, write and summarise; return the exit status."""
     from rnnexp import refcache
 
-    check_store(p.store)
+    store = check_store(p.store)
     root = make_dir(p.root)
     command = " ".join([PROG, *(shlex.quote(a) for a in (["resume", str(root)] if resuming else argv))])
     with DirLock(root, command):
@@ -286,7 +286,7 @@ def execute(p: plan.Plan, argv: list[str], resuming: bool) -> int:
             else:
                 code, stopped = EXIT_FAILED, _unexpected(root, exc)
         with signals_deferred() as caught:
-            status = finish(recorded, root, code, stopped, p.store)
+            status = finish(recorded, root, code, stopped, store)
         return 128 + caught[0] if caught else status  # asked to stop while the table was written: say so
 
 
@@ -470,15 +470,24 @@ def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str, sto
 # --------------------------------------------------------------------------- the history store (rnnexp.store)
 
 
-def check_store(path: Path | None) -> None:
-    """Before anything runs: the store's dir exists and is writable and its file is a store (bad input, exit 2)."""
+def check_store(path: Path | None) -> Path | None:
+    """Before anything runs: the store's dir exists and is writable and its file is a store (bad input, exit 2).
+
+    The default store's dir, outputs/, is made as the default run dirs are; when even that cannot be
+    (a read-only working dir, with the run dir elsewhere) the run goes on without it, saying so once.
+    """
     if path is None:
-        return
+        return None
     from rnnexp import store
 
-    try:  # the default's dir, outputs/, is made as the default run dirs are; another path's dir must exist
-        store.check_target(path, make_dir=path == store.resolve())
+    default = path == store.resolve()
+    try:
+        return store.check_target(path, make_dir=default)
     except store.StoreError as exc:
+        if default and exc.code == EXIT_USAGE and not path.exists():
+            print(f"{PROG}: warning: {exc}; this run is not added to the history (store=PATH chooses one)",
+                  file=sys.stderr)  # fmt: skip
+            return None
         raise OutputError(f"{exc} (config key store)", exc.code) from exc
 
 
