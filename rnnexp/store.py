@@ -27,7 +27,9 @@ from rnnexp.config import DEFAULT_STORE
 from rnnexp.sweep_record import Meta, Record
 
 SCHEMA_VERSION = 1
-# version N -> the step that makes a version-N store a version-(N+1) one, run under the lock in one transaction
+# version N -> the step that makes a version-N store a version-(N+1) one, run under the lock in one transaction.
+# Bump SCHEMA_VERSION (and add a step) when a table's layout changes, or a declared column changes its dtype;
+# a newly declared column needs neither: it is added to ``rows`` when a row first has it.
 MIGRATIONS: dict[int, Callable[[Any], None]] = {}
 LOCK_TIMEOUT_S = 120.0  # an append takes well under a second; a writer waits this long for another
 _SQL = {schema.INT: "BIGINT", schema.FLOAT64: "DOUBLE", schema.BOOL: "BOOLEAN", schema.STR: "VARCHAR"}

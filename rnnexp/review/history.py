@@ -211,8 +211,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise Refused(f"--ratio {args.ratio}: must be a factor >= 1, e.g. 1.2")
     if args.csv is not None and (args.csv.is_dir() or not os.access(args.csv.parent.resolve(), os.W_OK)):
         raise Refused(f"--csv {args.csv}: not a writable file path (its dir must exist)")
-    if (args.csv is not None or args.config or args.metric != "time_median_ms") and not args.changes:
-        raise Refused("--csv, --config and --metric go with --changes")
+    if (args.csv is not None or args.config or args.metric != "time_median_ms" or args.ratio != RATIO) and not (
+        args.changes
+    ):
+        raise Refused("--csv, --config, --metric and --ratio go with --changes")
 
 
 def list_sweeps(path: Path | None, out: Printer) -> int:
