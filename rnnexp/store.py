@@ -96,11 +96,7 @@ def check_target(path: Path | str, make_dir: bool = False) -> Path:
                 version = _version(con, p)
             finally:
                 con.close()
-        if (
-            version is not None
-            and version != SCHEMA_VERSION
-            and not (version < SCHEMA_VERSION and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION)))
-        ):
+        if version is not None and not _readable(version):
             _refuse_version(p, version)
     return p
 
@@ -173,6 +169,13 @@ def _create(con: Any) -> None:
         con.execute(f"CREATE TABLE {name} (sweep_id BIGINT, {cols})")
 
 
+def _readable(version: int) -> bool:
+    """This version, or an older one with a migration step for every version between."""
+    return version == SCHEMA_VERSION or (
+        version < SCHEMA_VERSION and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION))
+    )
+
+
 def _refuse_version(p: Path, version: int) -> None:
     raise StoreError(
         f"store {p}: written with history schema version {version}; this rnnexp reads version {SCHEMA_VERSION}"
@@ -194,15 +197,14 @@ def _ready(con: Any, p: Path, writing: bool) -> None:
         _create(con)
         con.commit()
         return
-    steps = range(version, SCHEMA_VERSION)
-    if version > SCHEMA_VERSION or not all(v in MIGRATIONS for v in steps):
+    if not _readable(version):
         _refuse_version(p, version)
     if not writing:
         raise StoreError(
             f"store {p}: schema version {version}, older than {SCHEMA_VERSION}: make it writable to migrate it"
         )
     con.begin()
-    for v in steps:
+    for v in range(version, SCHEMA_VERSION):
         MIGRATIONS[v](con)
     con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)])
     con.commit()

@@ -192,6 +192,16 @@ def test_a_store_of_another_schema_version_is_refused_in_one_line(tmp_path: Path
     assert "\n" not in str(caught.value)
 
 
+def test_a_store_of_a_newer_version_is_refused_before_a_run_writes_anything(tmp_path: Path, sweep: Path) -> None:
+    db = tmp_path / "h.duckdb"
+    store.append(db, sweep_record.read(sweep))
+    _set_version(db, store.SCHEMA_VERSION + 1)
+    before = db.read_bytes()
+    with pytest.raises(store.StoreError, match="a newer rnnexp wrote it") as caught:
+        store.check_target(db)
+    assert caught.value.code == 2 and db.read_bytes() == before
+
+
 def test_an_older_store_is_migrated_when_a_step_exists(tmp_path: Path, sweep: Path, monkeypatch) -> None:
     db = tmp_path / "h.duckdb"
     store.append(db, sweep_record.read(sweep))
