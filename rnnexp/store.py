@@ -262,16 +262,24 @@ def _existing(con: Any, key: str) -> tuple[int, int, int, str] | None:
     return _one(con, sql, [key])
 
 
+def _fuller(con: Any, old: tuple, record: Record) -> bool:
+    """Whether ``record`` is a later state of stored sweep ``old``: more rows, or more ok ones (a resume ran them)."""
+    ok_before = _one(con, "SELECT count(*) FROM rows WHERE sweep_id = ? AND status = 'ok'", [old[0]])[0]
+    ok_now = int((record.rows["status"] == "ok").sum()) if "status" in record.rows else 0
+    return record.meta.n_rows > old[1] or ok_now > ok_before
+
+
 def append(path: Path | str | None, record: Record) -> Added:
     """Add ``record`` in one transaction; Duplicate when the same run or sweep is stored already.
 
-    A sweep stored while unfinished (jobs without rows) is replaced by a later, fuller state of it.
+    A sweep stored unfinished (jobs without rows, or failed ones) is replaced by a later, fuller state of
+    it: what ``rnnexp resume`` makes of it.
     """
     with connect(path, writing=True) as con:
         con.begin()
         try:
             old = _existing(con, record.meta.key)
-            if old is not None and not (old[2] > 0 and record.meta.n_rows > old[1]):
+            if old is not None and not _fuller(con, old, record):
                 raise Duplicate(f"{record.meta.sweep_dir}: already in the store as sweep {old[0]} (added {old[3]})")
             if old is not None:
                 for table in ("rows", "samples", "sweeps"):

@@ -116,6 +116,16 @@ def test_an_unfinished_sweep_is_replaced_by_its_finished_state(tmp_path: Path) -
         store.append(db, sweep_record.read(full))
 
 
+def test_a_resume_that_turned_failed_rows_ok_replaces_them(tmp_path: Path, sweep: Path) -> None:
+    text = (sweep / "results.csv").read_text()
+    (sweep / "results.csv").write_text(text.replace(",ok,", ",error,", 1))
+    db = tmp_path / "h.duckdb"
+    store.append(db, sweep_record.read(sweep))
+    (sweep / "results.csv").write_text(text)  # the resume re-ran the failed job
+    assert store.append(db, sweep_record.read(sweep)).replaced
+    assert rnnexp.history(db)["status"].tolist() == ["ok", "ok"]
+
+
 def test_a_dir_made_before_manifests_is_keyed_by_its_table(tmp_path: Path, sweep: Path) -> None:
     (sweep / "manifest.json").unlink()
     db = tmp_path / "h.duckdb"
