@@ -473,21 +473,18 @@ def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str, sto
 def check_store(path: Path | None) -> Path | None:
     """Before anything runs: the store's dir exists and is writable and its file is a store (bad input, exit 2).
 
-    The default store's dir, outputs/, is made as the default run dirs are; when even that cannot be
-    (a read-only working dir, with the run dir elsewhere) the run goes on without it, saying so once.
+    The default store's dir, outputs/, is made as the default run dirs are, when the rows are added; if
+    even that cannot be (a read-only working dir, the run dir elsewhere), that is the end's one warning.
     """
     if path is None:
         return None
     from rnnexp import store
 
-    default = path == store.resolve()
+    if path == store.resolve() and not path.parent.exists():
+        return path  # made at the end, when the rows are added (a bad run dir must leave nothing behind)
     try:
-        return store.check_target(path, make_dir=default)
+        return store.check_target(path)
     except store.StoreError as exc:
-        if default and exc.code == EXIT_USAGE and not path.exists():
-            print(f"{PROG}: warning: {exc}; this run is not added to the history (store=PATH chooses one)",
-                  file=sys.stderr)  # fmt: skip
-            return None
         raise OutputError(f"{exc} (config key store)", exc.code) from exc
 
 
@@ -496,6 +493,8 @@ def add_to_history(path: Path, root: Path, table=None) -> None:
     from rnnexp import store, sweep_record
 
     try:
+        if path == store.resolve():
+            path.parent.mkdir(parents=True, exist_ok=True)
         added = store.append(path, sweep_record.read(root, table))
     except store.Duplicate:
         return  # a resume that ran nothing new: the store has this state of the sweep already
