@@ -133,6 +133,17 @@ class ConfigError(ValueError):
 
 
 POSITIVE_INTS = ("input_size", "hidden_size", "layers", "timesteps", "batch_size", "threads")
+INT64_MAX = 2**63 - 1
+# Every integer key's range, by its dotted name. The ceiling of most is int64's: the table's integer
+# columns hold no more, nor does torch.manual_seed (it takes -2**63 to 2**64 - 1; NumPy's default_rng
+# any int >= 0). Sizes have no tighter ceiling here: the memory guard (runner.check_memory) refuses
+# what would not fit. Counts of calls are bounded so that a typo cannot run for hours.
+INT_RANGES: dict[str, tuple[int, int]] = {
+    **dict.fromkeys(POSITIVE_INTS, (1, INT64_MAX)),
+    **dict.fromkeys(("proj_size", "seed", "lyapunov_k", "lyapunov_warmup"), (0, INT64_MAX)),
+    "timing.warmup": (0, 1000),
+    "timing.min_blocks": (1, 1000),
+}
 
 
 def config_keys() -> list[str]:
@@ -163,12 +174,20 @@ def validate(cfg: RunConfig) -> None:
     """
     from rnnexp import backends
 
-    for key in POSITIVE_INTS:
-        value = getattr(cfg, key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(key, value, "must be a positive integer (>= 1)")
-    if cfg.proj_size < 0:
-        raise ConfigError("proj_size", cfg.proj_size, "must be >= 0 (0 = no projection)")
+    check_values(cfg)
+    if cfg.backend not in backends.names():
+        raise ConfigError("backend", cfg.backend, f"allowed: {', '.join(backends.names())}")
+    backends.check_supported(cfg)
+    from rnnexp import dynamics  # undefined or hours-long dynamics are refused before the job starts
+
+    dynamics.check(cfg)
+
+
+def check_values(cfg: RunConfig) -> None:
+    """The rules that depend on the config alone (ranges, cross-field rules), not on the machine or backend:
+    a config that breaks one is refused wherever and whenever it runs."""
+    for key, (lo, hi) in INT_RANGES.items():
+        check_int(key, _get(cfg, key), lo, hi)
     if cfg.proj_size and cfg.cell is not Cell.lstm:
         raise ConfigError("proj_size", cfg.proj_size, f"applies to cell=lstm only, not cell={cfg.cell.value}")
     if cfg.proj_size >= cfg.hidden_size:
@@ -181,34 +200,41 @@ def validate(cfg: RunConfig) -> None:
         value = getattr(cfg, key)
         if not (value > 0 and math.isfinite(value)):
             raise ConfigError(key, value, "must be a positive finite number")
-    if cfg.seed < 0:
-        raise ConfigError("seed", cfg.seed, "must be >= 0")
-    for key in ("lyapunov_k", "lyapunov_warmup"):
-        if getattr(cfg, key) < 0:
-            raise ConfigError(key, getattr(cfg, key), "must be an integer >= 0")
-    if cfg.backend not in backends.names():
-        raise ConfigError("backend", cfg.backend, f"allowed: {', '.join(backends.names())}")
     validate_timing(cfg.timing)
     validate_session(cfg)
-    backends.check_supported(cfg)
-    from rnnexp import dynamics  # undefined or hours-long dynamics are refused before the job starts
 
-    dynamics.check(cfg)
+
+def _get(cfg: RunConfig, key: str) -> object:
+    owner, _, name = key.rpartition(".")
+    return getattr(getattr(cfg, owner) if owner else cfg, name)
+
+
+def int_rule(lo: int, hi: int) -> str:
+    """What ``check_int`` allows, in words (the lower bound as the schema's messages have always said it)."""
+    words = {0: "an integer >= 0", 1: "a positive integer (>= 1)"}.get(lo, f"an integer >= {lo}")
+    return f"must be {words}" + ("" if hi == INT64_MAX else f" and <= {hi}")
+
+
+def check_int(key: str, value: object, lo: int, hi: int) -> None:
+    """ConfigError naming ``key`` unless ``value`` is an int from ``lo`` to ``hi``; the message names the range."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise ConfigError(key, value, int_rule(lo, hi))
+    if value > hi:
+        ceiling = " (2**63 - 1, the most a table's integer column holds)" if hi == INT64_MAX else ""
+        raise ConfigError(key, value, f"{int_rule(lo, INT64_MAX)} and <= {hi}{ceiling}")
 
 
 def validate_timing(t: TimingConfig) -> None:
-    if t.warmup < 0:
-        raise ConfigError("timing.warmup", t.warmup, "must be >= 0")
-    if t.min_blocks < 1:
-        raise ConfigError("timing.min_blocks", t.min_blocks, "must be >= 1")
-    for key in ("min_run_time_s", "block_min_s"):
-        if not getattr(t, key) > 0:
-            raise ConfigError(f"timing.{key}", getattr(t, key), "must be > 0")
+    for key in ("warmup", "min_blocks"):
+        check_int(f"timing.{key}", getattr(t, key), *INT_RANGES[f"timing.{key}"])
+    for key in ("min_run_time_s", "max_run_time_s", "block_min_s"):
+        if not (getattr(t, key) > 0 and math.isfinite(getattr(t, key))):
+            raise ConfigError(f"timing.{key}", getattr(t, key), "must be a positive finite number of seconds")
     if t.max_run_time_s < t.min_run_time_s:
         raise ConfigError("timing.max_run_time_s", t.max_run_time_s, f"must be >= min_run_time_s ({t.min_run_time_s})")
     for key in ("iqr_target_frac", "noisy_frac"):
-        if not getattr(t, key) >= 0:
-            raise ConfigError(f"timing.{key}", getattr(t, key), "must be >= 0 (a fraction of the median)")
+        if not (getattr(t, key) >= 0 and math.isfinite(getattr(t, key))):
+            raise ConfigError(f"timing.{key}", getattr(t, key), "must be >= 0 and finite (a fraction of the median)")
 
 
 def validate_session(cfg: RunConfig) -> None:
@@ -222,7 +248,15 @@ def validate_session(cfg: RunConfig) -> None:
 
 
 def as_flat_dict(cfg: RunConfig) -> dict[str, object]:
-    """The config as CSV columns: enums by value, timing settings prefixed ``timing_``; no session keys."""
+    """The config as CSV columns: enums by value, timing settings prefixed ``timing_``; no session keys.
+
+    An integer no table column can hold (beyond int64) is refused here, with its key's own rule: such a
+    value could be neither a row nor a manifest entry that reads back, so a sweep is refused up front.
+    """
+    for key, (lo, hi) in INT_RANGES.items():
+        value = _get(cfg, key)
+        if isinstance(value, int) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+            check_int(key, value, lo, hi)
     out: dict[str, object] = {}
     for f in dataclasses.fields(cfg):
         if f.name in SESSION_KEYS:
@@ -233,3 +267,18 @@ def as_flat_dict(cfg: RunConfig) -> dict[str, object]:
         else:
             out[f.name] = value.value if isinstance(value, Enum) else value
     return out
+
+
+def from_flat_dict(flat: dict[str, object]) -> RunConfig | None:
+    """The config that ``as_flat_dict`` made ``flat`` from; None if ``flat`` is not one this schema reads."""
+    timing = {f.name: flat[f"timing_{f.name}"] for f in dataclasses.fields(TimingConfig) if f"timing_{f.name}" in flat}
+    values = {k: v for k, v in flat.items() if not k.startswith("timing_")}
+    try:
+        kinds = {f.name: f.type for f in dataclasses.fields(RunConfig)}
+        for key, value in values.items():
+            kind = globals().get(kinds[key]) if isinstance(kinds[key], str) else kinds[key]
+            if isinstance(kind, type) and issubclass(kind, Enum):
+                values[key] = kind(value)
+        return RunConfig(**values, timing=TimingConfig(**timing))
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -5,11 +5,15 @@ it (pid, host, command, since). The OS releases the lock when its process dies, 
 so a lock left by a killed process is simply taken over (its stale holder record is replaced). At
 release both files are removed while the lock is still held; filelock re-checks the inode after
 locking, so a process that was waiting on the removed file retries on the new one.
+
+A root that turned read-only, or vanished, while it was held keeps its lock files: the release
+still unlocks, says so in one warning on the log, and the next run takes the stale lock over.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import time
@@ -22,6 +26,8 @@ from rnnexp.fileio import write_json_atomic
 
 LOCK = ".rnnexp.lock"
 HOLDER = ".rnnexp.lock.json"
+
+log = logging.getLogger(__name__)
 
 
 class DirBusy(Exception):
@@ -56,6 +62,19 @@ class DirLock:
         return self
 
     def __exit__(self, *exc) -> None:
-        (self.root / HOLDER).unlink(missing_ok=True)
-        (self.root / LOCK).unlink(missing_ok=True)
-        self.lock.release()
+        self.release()
+
+    def release(self) -> bool:
+        """Unlock, removing both files; False (and one warning) when they could not be removed."""
+        try:
+            (self.root / HOLDER).unlink(missing_ok=True)
+            (self.root / LOCK).unlink(missing_ok=True)
+            removed = True
+        except OSError as exc:  # a read-only or vanished root: the next run takes the stale lock over
+            log.warning("could not remove the lock files in %s (%s); the next run there clears them", self.root, exc)
+            removed = False
+        try:
+            self.lock.release()
+        except OSError as exc:  # closing the lock file's descriptor failed: the OS has dropped the lock anyway
+            log.warning("releasing the lock in %s: %s", self.root, exc)
+        return removed

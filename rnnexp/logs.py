@@ -5,6 +5,10 @@ A job's log file (``rnnexp.log`` in its dir, Hydra's job logging, configured by
 inside it, and the full traceback of an unexpected exception. The terminal gets the summary lines
 only: a record logged with ``extra=FILE_ONLY`` is dropped by :class:`TerminalFilter`.
 
+A log file that cannot be written (a full disk, a dir gone read-only) is not the job's failure:
+:class:`QuietFileHandler` says so in one line on stderr the first time and drops the records that
+follow, instead of logging's ~50-line ``--- Logging error ---`` block for every record.
+
 ``rnnexp ... | head`` closes stdout early. That is not an error: :func:`guard_stdout` sends
 further output to /dev/null, so the work and its files complete.
 """
@@ -31,6 +35,50 @@ class TerminalFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not getattr(record, "rnnexp_file_only", False) and record.name != "py.warnings"
+
+
+class QuietFileHandler(logging.FileHandler):
+    """A FileHandler that survives an unwritable file: one line on stderr at the first OSError, then silence.
+
+    Only OSError is quiet; any other error in emitting a record (a bad format argument) is logging's
+    own report, as it is a bug worth its traceback.
+    """
+
+    failed = False  # set at the first OSError: later records are dropped
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.failed:
+            return
+        if self.stream is None:  # delay=True: FileHandler opens it outside its own error handling
+            try:
+                self.stream = self._open()
+            except OSError as exc:
+                self._fail(exc)
+                return
+        super().emit(record)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:
+            self._fail(exc)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, OSError):
+            super().handleError(record)
+            return
+        self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        if self.failed:
+            return
+        self.failed = True
+        reason = exc.strerror or " ".join(str(exc).split()) or type(exc).__name__
+        with contextlib.suppress(Exception):  # stderr gone too: nothing left to tell
+            line = f"rnnexp: warning: cannot write the log {self.baseFilename}: {reason}; its further lines are dropped"
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
 
 class _ClosableStream:

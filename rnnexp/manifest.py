@@ -9,6 +9,12 @@ the recorded jobs that have no ok row.
 A launcher that loses a job (a cluster job cancelled, timed out, killed for memory, its node
 gone) records it with :func:`record_lost`; the table then shows it as an error row saying so.
 Nothing here imports Hydra or torch.
+
+``manifest.json`` is standard JSON (RFC 8259 has no NaN or Infinity): a non-finite float is
+recorded as ``{"float": "nan"}``, ``{"float": "inf"}`` or ``{"float": "-inf"}`` and read back as
+the float. A config cell is compared as a value (:func:`same`): a recorded NaN equals the row's NaN
+cell (empty, as pandas and ``results.write_row`` write NaN), ``inf`` equals ``inf``, an integer
+equals only itself (not a float that rounds to it).
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rnnexp.fileio import write_json_atomic
+from rnnexp.fileio import write_text_atomic
 
 MANIFEST = "manifest.json"
 LOST = "lost.jsonl"
@@ -53,7 +60,29 @@ class Manifest:
         return (Path(root) / job.dir).resolve()
 
     def write(self, root: Path) -> Path:
-        return write_json_atomic(Path(root) / MANIFEST, asdict(self))
+        text = json.dumps(encode(asdict(self)), indent=2, allow_nan=False)
+        return write_text_atomic(Path(root) / MANIFEST, text + "\n")
+
+
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}  # the recorded words, as str(float) spells them
+
+
+def encode(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by ``{"float": WORD}`` (standard JSON holds no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": str(value)}
+    if isinstance(value, dict):
+        return {k: encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [encode(v) for v in value]
+    return value
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    """json's object hook: ``{"float": WORD}`` back to its float; any other object as it is."""
+    if len(obj) == 1 and obj.get("float") in NON_FINITE:
+        return NON_FINITE[obj["float"]]
+    return obj
 
 
 def exists(root: Path) -> bool:
@@ -64,25 +93,46 @@ def load(root: Path) -> Manifest:
     """The manifest in ``root``; ValueError naming the file if it is not one this version can read."""
     path = Path(root) / MANIFEST
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"), object_hook=_decode)  # bare NaN: an older manifest
         if data.get("format") != FORMAT:
             raise ValueError(f"format {data.get('format')}, this rnnexp reads format {FORMAT}")
         jobs = [Job(**j) for j in data.pop("jobs")]
         return Manifest(jobs=jobs, **data)
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:  # AttributeError: not an object
         raise ValueError(f"{path}: not a readable rnnexp manifest ({' '.join(str(exc).split())})") from exc
 
 
-def _same(recorded: Any, written: str) -> bool:
-    """A config value as the manifest holds it and as the row's CSV cell reads, compared as values."""
+def same(recorded: Any, written: str) -> bool:
+    """A config value as the manifest holds it and as the row's CSV cell reads, compared as values.
+
+    NaN equals a NaN cell (empty, as rows write NaN; or ``nan``); infinities equal themselves; an int
+    equals the cell of that exact integer (``5`` or ``5.0``), never a float that rounds to it (2**63
+    and 2**63 + 1 are one float).
+    """
     if isinstance(recorded, bool) or recorded is None:
         return str(recorded if recorded is not None else "") == written
-    if isinstance(recorded, (int, float)):
-        try:
-            return float(recorded) == float(written)
-        except ValueError:
-            return False
+    if isinstance(recorded, int):
+        return _as_int(written) == recorded
+    if isinstance(recorded, float):
+        if math.isnan(recorded):
+            return written.strip() == "" or _as_float(written) != _as_float(written)
+        return _as_float(written) == recorded
     return str(recorded) == written
+
+
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _as_int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        number = _as_float(text)
+        return int(number) if number is not None and number.is_integer() else None
 
 
 def read_row(path: Path) -> dict[str, str] | None:
@@ -99,7 +149,7 @@ def belongs(row: dict[str, str], job: Job) -> bool:
     """Whether a row is this job's: its number and every config column as the manifest recorded them."""
     if row.get("job_num") != str(job.num):
         return False
-    return all(key in row and _same(value, row[key]) for key, value in job.config.items())
+    return all(key in row and same(value, row[key]) for key, value in job.config.items())
 
 
 def job_row(manifest: Manifest, root: Path, job: Job) -> dict[str, str] | None:
@@ -109,13 +159,31 @@ def job_row(manifest: Manifest, root: Path, job: Job) -> dict[str, str] | None:
 
 
 def pending(manifest: Manifest, root: Path) -> list[Job]:
-    """The jobs that have no ok row of their own: what a resume runs."""
-    done = []
+    """The jobs that have no ok row of their own: what a resume runs.
+
+    A job with an error row whose recorded config breaks a rule of the config alone (``init_gain=nan``)
+    is done: a resume cannot change the config, so a re-run would only write the same error row.
+    """
+    todo = []
     for job in manifest.jobs:
         row = job_row(manifest, root, job)
-        if row is None or row.get("status") != "ok":
-            done.append(job)
-    return done
+        if row is None or (row.get("status") != "ok" and not refused(job)):
+            todo.append(job)
+    return todo
+
+
+def refused(job: Job) -> bool:
+    """Whether the job's recorded config is refused by ``config.check_values`` (wherever it would run)."""
+    from rnnexp.config import ConfigError, check_values, from_flat_dict
+
+    cfg = from_flat_dict(job.config)
+    try:
+        check_values(cfg) if cfg is not None else None
+    except ConfigError:
+        return True
+    except TypeError:  # a value of the wrong type (a hand-edited manifest): the resume's plan says so
+        return False
+    return False
 
 
 def record_lost(sweep_dir: Path, job_num: int, state: str, detail: str = "") -> None:

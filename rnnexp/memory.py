@@ -59,7 +59,24 @@ from rnnexp.params import (
 )
 
 F64 = 8  # bytes per float64: the reference's dtype
-FIXED_BYTES = 8 * 1024 * 1024  # Python objects, row dicts and small tables a job makes whatever its size
+FIXED_BYTES = 16 * 1024 * 1024  # Python objects, row dicts and small tables a job makes whatever its size
+KIB = 1024
+# What a job holds per layer beyond its arrays, whatever the backend: the Python objects of each
+# layer's weights, reference outputs and statistics (dicts, array headers, side-table rows), torch's
+# per-module and per-parameter objects. Measured (peak RSS of a job, I=5 H=8 T=10 B=1 rnn, above a
+# first such job in the same process): numpy grows ~10 KiB per layer (+20 MiB from 1 to 2,000
+# layers; the same 2,000 at T=10 as 200 at T=100, so per layer, not per step).
+PER_LAYER_BYTES = 16 * KIB
+# What the peak measurement itself holds per step of each layer and direction of the call it
+# watches. torch on CPU: the autograd profiler (``_peak_torch_profiler``) records every op of the call
+# as a kineto event, ~1.5 KiB each, ~20 ops per layer-step for nn.RNN's CPU kernel: +612 MiB at 2,000
+# layers x 10 steps, +543 MiB at 200 x 100, +296 MiB at 500 x 10 bidirectional; a Python loop of
+# torch ops (torch_cell) ~1.6x that (+1,038 MiB at 2,000 x 10). tracemalloc (NumPy) keeps only live
+# blocks: nothing per step. Other torch backends (torch_compile) get the largest figure.
+MEASURE_BYTES_PER_STEP = {"torch": 32 * KIB, "torch_cell": 56 * KIB}
+# A training step (the forward, then autograd's backward) records ~4.6x a forward's ops: +612 MiB
+# against +133 MiB for the forward alone at 500 layers x 10 steps.
+TRAINING_STEP_FACTOR = 5
 
 
 def itemsize(cfg: RunConfig) -> int:
@@ -137,8 +154,21 @@ def job_bytes_breakdown(cfg: RunConfig) -> dict[str, int]:
     }
 
 
+def overhead_bytes(cfg: RunConfig) -> int:
+    """What a job holds beside its arrays, growing with depth and length: PER_LAYER_BYTES per layer, and
+    MEASURE_BYTES_PER_STEP per step of each layer and direction while the peak of the forward (or, times
+    TRAINING_STEP_FACTOR, of the training step) is measured."""
+    per_layer = cfg.layers * PER_LAYER_BYTES
+    if peak_method("cuda" if cfg.device.value == "cuda" else "cpu", framework_of(cfg.backend)) != "torch_profiler":
+        return per_layer
+    per_step = MEASURE_BYTES_PER_STEP.get(cfg.backend, max(MEASURE_BYTES_PER_STEP.values()))
+    factor = TRAINING_STEP_FACTOR if cfg.mode.value == "training" else 1
+    return per_layer + factor * per_step * cfg.layers * directions(cfg) * cfg.timesteps
+
+
 def estimate_job_bytes(cfg: RunConfig) -> int:
-    """An upper-bound estimate of the memory one job adds to its process: FIXED_BYTES + held + the largest phase.
+    """An upper-bound estimate of the memory one job adds to its process: FIXED_BYTES + held + the largest phase
+    (+ ``overhead_bytes``, held throughout).
 
     It leaves out the process's fixed cost (Python, NumPy, torch and their libraries), so compare it
     with the memory still available, not with the machine's total; and the one-off GEMM peak
@@ -152,7 +182,7 @@ def estimate_job_bytes(cfg: RunConfig) -> int:
         training = training_bytes_breakdown(cfg)
         held += training.pop("held")
         parts.update(training)
-    return FIXED_BYTES + held + max(parts.values())
+    return FIXED_BYTES + held + overhead_bytes(cfg) + max(parts.values())
 
 
 ENGINES = ("onnxruntime", "jax")  # backends whose framework is their own name

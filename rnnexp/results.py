@@ -31,7 +31,11 @@ def rerun_command(overrides: Iterable[str]) -> str:
 
 
 def _cell(value) -> object:
-    """A value as pandas would write it: NaN and None empty, everything else as Python prints it."""
+    """A value as pandas would write it: NaN and None empty, everything else as Python prints it.
+
+    Empty is a CSV cell's one spelling of NaN (pandas reads it back as NaN, and ``pd.to_numeric`` would
+    refuse ``nan``); ``manifest.same`` matches a recorded NaN to it. Infinities are written ``inf``/``-inf``.
+    """
     if value is None or value != value:  # NaN of any float type is not equal to itself
         return ""
     return value
@@ -86,7 +90,7 @@ def _failed(row: dict[str, str]) -> bool:
 def lost_row(job: mf.Job, record: dict) -> dict[str, str]:
     """The error row of a job the launcher lost: its config, and what the launcher saw."""
     detail = f": {record['detail']}" if record.get("detail") else ""
-    row = {k: "" if v is None else str(v) for k, v in job.config.items()}
+    row = {k: str(_cell(v)) for k, v in job.config.items()}  # as the job's own row would write them
     row.update(status="error", error=f"lost on the cluster: {record['state']}{detail}", job_num=str(job.num))
     row.update(overrides=" ".join(job.overrides), command=rerun_command(job.overrides))
     return row

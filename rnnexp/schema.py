@@ -22,9 +22,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from rnnexp.config import SESSION_KEYS, RunConfig, TimingConfig
+from rnnexp.config import POSITIVE_INTS, SESSION_KEYS, RunConfig, TimingConfig
 
 log = logging.getLogger(__name__)
 
@@ -353,6 +354,11 @@ def config_keys() -> list[str]:
     return with_rule(KEY)
 
 
+def _names(names) -> str:
+    """Column names for a log line; one holding a control character (a doctored header) as its repr."""
+    return ", ".join(n if str(n).isprintable() else ascii(n) for n in names)
+
+
 def conform(row: dict, table: str = RESULTS) -> dict:
     """Every declared column of ``table`` in order (missing ones None), then any undeclared ones.
 
@@ -362,7 +368,7 @@ def conform(row: dict, table: str = RESULTS) -> dict:
     out = {name: row.get(name) for name in declared}
     extra = [k for k in row if k not in out]
     if extra:
-        log.warning("%s: undeclared columns %s (declare them in rnnexp/schema.py)", table, ", ".join(extra))
+        log.warning("%s: undeclared columns %s (declare them in rnnexp/schema.py)", table, _names(extra))
         out.update({k: row[k] for k in extra})
     return out
 
@@ -372,7 +378,7 @@ def conform_frame(df: pd.DataFrame, table: str = RESULTS) -> pd.DataFrame:
     declared = names(table)
     extra = [c for c in df.columns if c not in set(declared)]
     if extra:
-        log.warning("%s: undeclared columns %s (declare them in rnnexp/schema.py)", table, ", ".join(extra))
+        log.warning("%s: undeclared columns %s (declare them in rnnexp/schema.py)", table, _names(extra))
     return df.reindex(columns=[*declared, *extra])
 
 
@@ -398,12 +404,32 @@ def _as_bool(values: pd.Series) -> pd.Series:
     return out
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _whole(value) -> int:
+    """One cell as an int within int64: ``7``, ``7.0``, ``1e3``; ValueError naming it otherwise."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = int(text)
+        except ValueError:
+            number = float(text)  # ValueError for text that is no number at all
+    else:
+        number = value
+    if (isinstance(number, float) and not number.is_integer()) or not INT64_MIN <= number <= INT64_MAX:
+        raise ValueError(f"{value} is not a whole number within the 64-bit integer range")  # inf and nan too
+    return int(number)
+
+
 def _as_int(values: pd.Series) -> pd.Series:
-    numbers = pd.to_numeric(values, errors="raise")
-    whole = numbers.dropna()
-    if not (whole == whole.round()).all():
-        raise ValueError(f"{whole[whole != whole.round()].iloc[0]!r} is not a whole number")
-    return numbers.astype(INT)
+    """Whole numbers as Int64; a value past int64 (``1e400``, a 30-digit seed) is a ValueError, never wrapped."""
+    if pd.api.types.is_integer_dtype(values) and not pd.api.types.is_unsigned_integer_dtype(values):
+        return values.astype(INT)
+    present = values.notna().to_numpy()
+    cells = values.to_numpy(dtype=object)
+    parsed = [_whole(v) if p else pd.NA for v, p in zip(cells, present, strict=True)]
+    return pd.Series(pd.array(parsed, dtype=INT), index=values.index)
 
 
 def coerce(df: pd.DataFrame, table: str = RESULTS, where: str = "") -> pd.DataFrame:
@@ -422,9 +448,11 @@ def coerce(df: pd.DataFrame, table: str = RESULTS, where: str = "") -> pd.DataFr
                 out[name] = _as_bool(values.astype("string"))
             elif col.dtype == INT:
                 out[name] = _as_int(values)
-            else:
+            else:  # "nan" as Python's csv module writes a NaN (pandas writes it empty): missing either way
+                if not pd.api.types.is_numeric_dtype(values):
+                    values = values.mask(values.astype("string").str.strip().str.lower() == "nan")
                 out[name] = pd.to_numeric(values, errors="raise").astype(col.dtype)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError) as exc:
             raise TableError(f"{where or table}: column {name}: {exc} (declared {col.dtype})") from None
     return out
 
@@ -470,6 +498,64 @@ def read_table(path: Path | str, table: str = RESULTS) -> pd.DataFrame:
     full = df.reindex(columns=[*names(table), *extra])
     missing = [c for c in names(table) if c not in df.columns]
     return full.astype({c: column(c, table).dtype for c in missing})
+
+
+@dataclass(frozen=True)
+class Range:
+    """What a numeric column may hold in a row that ran: finite, at or above ``low`` (above it if ``strict``)."""
+
+    low: float = 0.0
+    strict: bool = False
+
+    def bad(self, values: pd.Series) -> pd.Series:
+        """Present values outside the range (a missing one is no value, not a bad one)."""
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+        fine = np.isfinite(numbers) & ((numbers > self.low) if self.strict else (numbers >= self.low))
+        return values.notna() & ~fine
+
+    def __str__(self) -> str:
+        return f"a finite number {'>' if self.strict else '>='} {self.low:g}"
+
+
+# Columns whose values a real run can only make in range: a value outside is a damaged or doctored
+# table. Statistics and parity errors are left free (an exploding state is a result: h_max=inf).
+_AT_LEAST_0 = ("proj_size", "seed", "lyapunov_k", "lyapunov_warmup", "timing_warmup", "timing_iqr_target_frac",
+               "timing_noisy_frac", "job_num", "concurrent_jobs", "engine_threads", "load_avg_1m")  # fmt: skip
+_ABOVE_0 = ("init_gain", "input_scale", "timing_min_run_time_s", "timing_max_run_time_s", "timing_block_min_s")
+RANGES: dict[str, dict[str, Range]] = {
+    RESULTS: {
+        **{c.name: Range() for c in RESULT_COLUMNS if c.kind in (TIMING, WORK) and c.dtype in (INT, FLOAT64)},
+        **{name: Range(1) for name in (*POSITIVE_INTS, "timing_min_blocks")},
+        **{name: Range() for name in _AT_LEAST_0},
+        **{name: Range(0, strict=True) for name in _ABOVE_0},
+    },
+    SAMPLES: {"job_num": Range(), "block": Range(), "block_size": Range(1), "block_time_s": Range(0, strict=True)},
+    STEPS: {"job_num": Range(), "layer": Range(), "timestep": Range()},
+    LAYER_STATS: {"job_num": Range(), "layer": Range()},
+    LYAPUNOV: {"job_num": Range(), "index": Range()},
+}
+
+
+def out_of_range(df: pd.DataFrame, table: str = RESULTS) -> list[str]:
+    """Each column with a value no run makes (``time_median_ms=inf``, ``hidden_size=-5``), in a phrase.
+
+    In results, only rows that ran are checked: a failed job's row may carry the value it failed on.
+    """
+    rows = df
+    if table == RESULTS and "status" in df:
+        rows = df[(df["status"] == "ok").fillna(False).astype(bool)]
+    out = []
+    for name, allowed in RANGES.get(table, {}).items():
+        if name not in rows:
+            continue
+        bad = allowed.bad(rows[name])
+        if bad.any():
+            first = rows.index[bad.to_numpy()][0]
+            job = rows.at[first, "job_num"] if "job_num" in rows else None
+            where = f" (job {job})" if job is not None and not pd.isna(job) else ""
+            more = f", and {int(bad.sum()) - 1} more" if bad.sum() > 1 else ""
+            out.append(f"column {name}: {rows.at[first, name]}{where}{more} (allowed: {allowed})")
+    return out
 
 
 def markdown_table() -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_report import make_sweep, samples_for
+from test_report import make_sweep, samples_for, scaled
 
 from conftest import ROOT, run_cli
 from rnnexp import schema
@@ -48,7 +48,8 @@ def check(tmp_path, capsys):
         i = next(count)
         base = base_rows() if base is None else base
         make_sweep(tmp_path / f"base{i}", base, samples=samples_for(base, seed=1) if samples else None)
-        make_sweep(tmp_path / f"new{i}", new, samples=samples_for(new, slower, seed=2) if samples else None)
+        new_samples = samples_for(new, slower, seed=2) if samples else None
+        make_sweep(tmp_path / f"new{i}", scaled(new, slower), samples=new_samples)
         code = compare.main([str(tmp_path / f"base{i}"), str(tmp_path / f"new{i}"), *options])
         out = capsys.readouterr()
         return code, out.out, out.err

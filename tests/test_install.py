@@ -1,9 +1,16 @@
-"""The configs travel with a regular (non-editable) install: a wheel's worth of files, no checkout."""
+"""A regular (non-editable) install holds what the tests test: every module and config, and the CLI works from it.
+
+An editable install reads the checkout, so it hides a module the wheel leaves out (``rnnexp.review``
+once was). These tests build the real wheel, compare its files with the source tree, and run a sweep,
+``report`` and ``compare`` from a folder outside the checkout with only the wheel's files on the path.
+"""
 
 import os
 import shutil
 import subprocess
 import sys
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -12,29 +19,70 @@ from conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
-def test_non_editable_install_finds_configs(tmp_path):
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
     # Build from a copy, so no build/ or egg-info is left in (or reused from) the checkout.
-    src = tmp_path / "src"
-    junk = shutil.ignore_patterns(".venv", ".git", "outputs", "build", "*.egg-info", "__pycache__", ".*_cache")
-    shutil.copytree(ROOT, src, ignore=junk)
-    target = tmp_path / "site"
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    junk = shutil.ignore_patterns(".venv", ".git", "outputs", "build", "dist", "*.egg-info", "__pycache__", ".*_cache")
+    shutil.copytree(ROOT, src, ignore=junk, symlinks=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--target", str(target), str(src)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+         "-w", str(tmp), str(src)],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
-    shipped = {p.relative_to(target / "rnnexp" / "conf") for p in (target / "rnnexp" / "conf").rglob("*.yaml")}
-    assert shipped == {p.relative_to(ROOT / "conf") for p in (ROOT / "conf").rglob("*.yaml")}
-    env = {**os.environ, "PYTHONPATH": str(target)}
+    (built,) = tmp.glob("rnnexp-*.whl")
+    return built
+
+
+def source_files() -> set[str]:
+    """What the wheel must hold: every module of the packages and every config, as installed paths."""
+    modules = {
+        p.relative_to(ROOT).as_posix()
+        for top in ("rnnexp", "hydra_plugins")
+        for p in (ROOT / top).rglob("*.py")
+        if "__pycache__" not in p.parts and not p.relative_to(ROOT).as_posix().startswith("rnnexp/conf/")
+    }
+    configs = {f"rnnexp/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
+    return modules | configs
+
+
+def test_wheel_holds_every_module_and_config(wheel):
+    names = {n for n in zipfile.ZipFile(wheel).namelist() if ".dist-info/" not in n}
+    expected = source_files()
+    assert {"rnnexp/review/report.py", "rnnexp/conf/config.yaml"} <= expected  # the check itself sees the tree
+    assert expected - names == set(), "left out of the wheel"
+    assert names - expected == set(), "in the wheel but not in the source tree"
+
+
+def test_installed_cli_runs_sweep_report_and_compare_elsewhere(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    # Only the wheel's files: the checkout must not be importable (the editable finder maps it, so hide it too).
+    env = {**os.environ, "PYTHONPATH": str(target), "PYTHONSAFEPATH": "1"}
     work = tmp_path / "elsewhere"
     work.mkdir()
-    proc = subprocess.run(
-        [sys.executable, "-m", "rnnexp", "timing=quick", "hidden_size=3"],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert str(target) in subprocess.run(
-        [sys.executable, "-c", "import rnnexp.plan; print(rnnexp.plan.conf_dir())"],
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "rnnexp", *args], cwd=work, env=env, capture_output=True, text=True, timeout=300
+        )
+
+    where = subprocess.run(
+        [sys.executable, "-c", "import rnnexp.plan, rnnexp.review.report; print(rnnexp.plan.conf_dir())"],
         cwd=work, env=env, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    assert list(work.glob("outputs/runs/*/*/results.csv"))
+    )  # fmt: skip
+    assert where.returncode == 0, where.stderr
+    assert where.stdout.startswith(str(target)), where.stdout
+    sweep = work / "sweep"
+    proc = cli("-m", "layers=1,2", "bidirectional=true,false", "timing=quick", f"hydra.sweep.dir={sweep}")
+    assert proc.returncode == 0, proc.stderr
+    assert (sweep / "results.csv").is_file()
+    report = cli("report", str(sweep), "--out", str(work / "report"))
+    assert report.returncode == 0, report.stderr
+    assert (work / "report" / "report.md").is_file()
+    compare = cli("compare", str(sweep), str(sweep), "--ignore-timing")
+    assert compare.returncode == 0, compare.stdout + compare.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from rnnexp import backends, memory
-from rnnexp.config import Cell, Dtype, RunConfig, TimingConfig
+from rnnexp.config import Cell, Dtype, Mode, RunConfig, TimingConfig
 from rnnexp.params import make_inputs, make_params
 
 MB = 1_000_000
@@ -207,3 +207,68 @@ def test_backend_phase_bounds_the_forward(cell, backend):
         peak = memory.peak_forward_bytes(prepared.call, prepared.device, memory.framework_of(backend))
     assert memory.activation_bytes(cfg) <= peak + MARGIN  # it returns at least its outputs...
     assert peak <= memory.job_bytes_breakdown(cfg)["backend_phase"]  # ...and stays within the estimate
+
+
+# --- deep stacks: what grows per layer and per step --------------------------------------------
+
+PROBE = """
+import resource, sys
+import psutil
+from rnnexp import backends, memory
+from rnnexp.config import RunConfig
+from rnnexp.params import make_inputs, make_params
+
+cfg = RunConfig(layers=int(sys.argv[1]), backend=sys.argv[2])
+prepared = backends.load(cfg.backend).prepare(cfg, make_params(cfg), make_inputs(cfg))
+with prepared.context():
+    prepared.call()
+    before = psutil.Process().memory_info().rss
+    memory.peak_forward_bytes(prepared.call, prepared.device, memory.framework_of(cfg.backend))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["torch", "torch_cell"])
+def test_the_estimate_holds_what_measuring_a_deep_stack_holds(backend):
+    # The profiler that measures a torch forward keeps an event per op: ~30 KiB per layer-step (the
+    # module docstring's figures). A fresh process, so its peak resident memory is this call's.
+    import subprocess
+    import sys
+
+    pytest.importorskip("torch")
+    layers = 300
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(layers), backend], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    grown = int(proc.stdout.split()[-1])
+    cfg = RunConfig(layers=layers, backend=backend)
+    overhead = memory.overhead_bytes(cfg) - layers * memory.PER_LAYER_BYTES
+    assert grown <= overhead + memory.FIXED_BYTES
+    assert grown >= overhead / 4  # an upper bound, not a wild one
+
+
+def test_the_estimate_grows_with_every_layer_step():
+    small, deep = RunConfig(layers=1), RunConfig(layers=2000)
+    grown = memory.estimate_job_bytes(deep) - memory.estimate_job_bytes(small)
+    assert grown >= 1999 * 10 * memory.MEASURE_BYTES_PER_STEP["torch"]  # ~620 MB measured at 2,000 layers
+    layers = 500 * memory.PER_LAYER_BYTES
+    one_way = memory.overhead_bytes(RunConfig(layers=500)) - layers
+    assert memory.overhead_bytes(RunConfig(layers=500, bidirectional=True)) - layers == 2 * one_way
+    training = memory.overhead_bytes(RunConfig(layers=500, mode=Mode.training)) - layers
+    assert training == memory.TRAINING_STEP_FACTOR * one_way  # the step's backward records more ops
+    numpy = RunConfig(layers=2000, backend="numpy")
+    assert memory.overhead_bytes(numpy) == 2000 * memory.PER_LAYER_BYTES  # tracemalloc holds nothing per step
+
+
+def test_the_guard_refuses_a_stack_that_would_not_fit(monkeypatch):
+    import types
+
+    import psutil
+
+    from rnnexp import runner
+    from rnnexp.config import ConfigError
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(available=16 * 2**30))
+    runner.check_memory(RunConfig(layers=2000))  # ~0.7 GiB: fits
+    with pytest.raises(ConfigError, match=r"^memory=.*GiB: needs about .* layers=100000\), only 16.0 GiB"):
+        runner.check_memory(RunConfig(layers=100000))

@@ -42,15 +42,25 @@ def make_rows(**extra_columns) -> list[dict]:
 
 
 def samples_for(rows: list[dict], scale=lambda row: 1.0, seed: int = 0) -> pd.DataFrame:
-    """samples.csv for ``rows``: n_blocks blocks around each row's median (2% spread), times ``scale(row)``."""
+    """samples.csv for ``rows``: n_blocks blocks around each row's median (2% spread), times ``scale(row)``.
+
+    The blocks' median is the row's median times the scale, as a real run's is (compare checks it):
+    a row whose samples are scaled needs its time_median_ms scaled too (:func:`scaled`).
+    """
     rng = np.random.default_rng(seed)
     parts = []
     for row in rows:
         n = int(row.get("n_blocks") or 10)
-        per_call_s = row["time_median_ms"] / 1e3 * scale(row) * (1 + 0.02 * rng.standard_normal(n))
+        spread = 1 + 0.02 * rng.standard_normal(n)
+        per_call_s = row["time_median_ms"] / 1e3 * scale(row) * spread / np.median(spread)
         parts.append(pd.DataFrame({"job_num": row["job_num"], "phase": "forward", "block": range(n),
                                    "block_size": 1, "block_time_s": per_call_s}))  # fmt: skip
     return pd.concat(parts, ignore_index=True)
+
+
+def scaled(rows: list[dict], scale) -> list[dict]:
+    """``rows`` with time_median_ms times ``scale(row)``: the rows of :func:`samples_for`'s scaled samples."""
+    return [{**r, "time_median_ms": r["time_median_ms"] * scale(r)} for r in rows]
 
 
 def steps_for(rows: list[dict], layers=(0,), directions=("forward",)) -> pd.DataFrame:

@@ -199,3 +199,45 @@ def test_every_column_a_job_produces_is_declared(kind):
     for name, table in done.tables.items():
         assert name in schema.TABLES, name
         assert not set(table.columns) - set(schema.names(name)), (name, set(table.columns) - set(schema.names(name)))
+
+
+@pytest.mark.parametrize(
+    ("column", "cell"),
+    [("seed", "9" * 30), ("layers", "1e400"), ("seed", str(2**63)), ("hidden_size", "inf"), ("hidden_size", "nan")],
+)
+def test_an_integer_past_int64_names_the_column_never_wraps_or_crashes(tmp_path, column, cell):
+    path = tmp_path / "results.csv"
+    path.write_text(f"cell,{column}\nrnn,3\nrnn,{cell}\n")
+    with pytest.raises(schema.TableError) as err:
+        schema.read_table(path)
+    assert str(err.value) == (
+        f"{path}: column {column}: {cell} is not a whole number within the 64-bit integer range (declared Int64)"
+    )
+
+
+def test_int64_bounds_and_whole_floats_read_exactly(tmp_path):
+    path = tmp_path / "results.csv"
+    path.write_text(f"cell,seed\nrnn,{2**63 - 1}\nrnn,{-(2**63)}\nrnn,1e3\nrnn,\n")
+    assert schema.read_table(path)["seed"].tolist() == [2**63 - 1, -(2**63), 1000, pd.NA]
+
+
+def test_nan_text_in_a_float_column_is_missing(tmp_path):
+    path = tmp_path / "results.csv"
+    path.write_text("cell,init_gain,time_median_ms\nrnn,nan,1.5\nrnn,NaN,\n")
+    df = schema.read_table(path)
+    assert df["init_gain"].isna().all() and df["time_median_ms"].tolist()[0] == 1.5
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "allowed"),
+    [("time_median_ms", float("inf"), ">= 0"), ("time_iqr_ms", -1.0, ">= 0"), ("hidden_size", 0, ">= 1"),
+     ("init_gain", 0.0, "> 0"), ("gflops", float("-inf"), ">= 0")],
+)  # fmt: skip
+def test_values_no_run_makes_are_named_in_rows_that_ran(column, value, allowed):
+    rows = pd.DataFrame(
+        {"cell": ["rnn"] * 3, "status": ["ok", "ok", "error"], "job_num": [0, 1, 2], column: [1, value, value]}
+    )
+    said = schema.out_of_range(schema.coerce(rows))
+    assert said == [f"column {column}: {value} (job 1) (allowed: a finite number {allowed})"]
+    assert schema.out_of_range(schema.coerce(rows.iloc[[0, 2]])) == []  # a failed job's row may hold what it failed on
+    assert schema.out_of_range(schema.coerce(rows.assign(**{column: [1, None, None]}))) == []  # missing is no value

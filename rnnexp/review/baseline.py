@@ -18,6 +18,7 @@ import pandas as pd
 
 from rnnexp import schema
 from rnnexp.fileio import write_csv_atomic, write_json_atomic
+from rnnexp.review.escape import formula_like, terminal_text
 from rnnexp.review.inputs import InputError, load
 
 KEPT_RULES = (schema.KEY, schema.EXACT, schema.FLOAT, schema.ERROR)
@@ -39,12 +40,30 @@ def side_path(out: Path, table: str) -> Path:
     return out.with_name(f"{out.stem}.{table}")
 
 
+def refuse_formulas(df: pd.DataFrame, where: str) -> None:
+    """InputError for a text cell a spreadsheet would run (``=cmd|' /C calc'!A0``).
+
+    A baseline is rnnexp's own table, read back and compared exactly, so it cannot defuse such a
+    cell with a leading quote as a table for people would (``escape.spreadsheet_safe``): no real
+    run writes one in the columns it keeps (enums, shapes, status), so it is refused.
+    """
+    for name in df.columns:
+        hits = df[name].map(formula_like)
+        if hits.any():
+            value = df.loc[hits.to_numpy(), name].iloc[0]
+            raise InputError(f"{where}: column {name} holds {value!r}, which a spreadsheet would run as a formula; "
+                             "no run writes such a value, so no baseline is written")  # fmt: skip
+
+
 def write_baseline(source: Path, out: Path) -> pd.DataFrame:
     res = load(source)
     view = deterministic_view(res.table)
+    layers = res.side(schema.LAYER_STATS)
+    refuse_formulas(view, str(source))
+    if layers is not None:
+        refuse_formulas(layers, f"{source} ({schema.LAYER_STATS})")
     write_csv_atomic(view, out)
     write_json_atomic(out.with_suffix(".env.json"), environment(res.table))
-    layers = res.side(schema.LAYER_STATS)
     if layers is not None:
         write_csv_atomic(layers, side_path(out, schema.LAYER_STATS))
     return view
@@ -58,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         view = write_baseline(args.source, args.out)
     except (InputError, OSError) as exc:
-        print(f"rnnexp.review.baseline: error: {exc}", file=sys.stderr)
+        print(f"rnnexp.review.baseline: error: {terminal_text(exc)}", file=sys.stderr)
         return 2
     print(f"wrote {len(view)} rows x {len(view.columns)} columns to {args.out}")
     return 0

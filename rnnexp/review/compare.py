@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from rnnexp import schema
-from rnnexp.review import evidence
+from rnnexp.review import checks, evidence
+from rnnexp.review.escape import terminal_text
 from rnnexp.review.inputs import InputError, Results, load
 from rnnexp.review.output import Printer
 
@@ -102,6 +103,8 @@ def deterministic_change(col: schema.Column, b, n, tol: Tolerance) -> tuple[str,
         return "value appeared", "new value"
     if col.rule in (schema.FLOAT, schema.ERROR):
         b, n = float(b), float(n)
+        if not (math.isfinite(b) and math.isfinite(n)):
+            return non_finite_change(b, n)
         tol = ERROR if col.rule == schema.ERROR else tol
         if abs(n - b) <= tol.atol + tol.rtol * abs(b):
             return None
@@ -113,6 +116,15 @@ def deterministic_change(col: schema.Column, b, n, tol: Tolerance) -> tuple[str,
     if col.name == "status" or col.name.endswith("_ok"):  # outcomes: the direction says which is better
         return ("fixed", "fixed") if norm(n) in ("ok", "True") else ("now failing", "REGRESSION")
     return "changed", "REGRESSION"
+
+
+def non_finite_change(b: float, n: float) -> tuple[str, str]:
+    """(note, verdict) when either value is infinite: such values are never 'the same', whatever they are."""
+    if b == n:
+        return f"{b:g} in BASE and NEW: not a number to compare", "inconclusive"
+    if not math.isfinite(n):
+        return f"non-finite in NEW ({n:g})", "REGRESSION"
+    return f"non-finite in BASE ({b:g}), finite in NEW", "changed"
 
 
 def match_keys(base: pd.DataFrame, new: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -217,6 +229,24 @@ def select(base: pd.DataFrame, new: pd.DataFrame, args) -> tuple[list[schema.Col
     return det, ([] if args.ignore_timing else timed)
 
 
+def check_evidence(name: str, res: Results) -> list[str]:
+    """Refuse samples that are not the rows' own (InputError); notes on ran jobs that have none."""
+    samples = res.side(schema.SAMPLES)
+    if samples is None:
+        return []
+    where = f"{name} {res.path}: {schema.SAMPLES}"
+    problems = [*checks.orphaned(res.table, {schema.SAMPLES: samples}), *checks.sample_mismatches(res.table, samples)]
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InputError(f"{where} does not match its {schema.RESULTS}: {problems[0]}{more}; timings cannot be "
+                         "judged from samples that are not their rows' own")  # fmt: skip
+    lacking = checks.jobs_without_samples(res.table, samples)
+    if lacking:
+        return [f"{name}: job {checks.job_list(lacking)} ran but {schema.SAMPLES} has no samples for it: "
+                "its timing is inconclusive"]  # fmt: skip
+    return []
+
+
 def compare(base: Results, new: Results, args) -> tuple[list[Difference], list[str]]:
     """The differences between two runs, and notes on what was matched and compared."""
     bt, nt = base.table, new.table
@@ -224,6 +254,7 @@ def compare(base: Results, new: Results, args) -> tuple[list[Difference], list[s
     if not on:
         raise InputError("no configuration column holds values in both tables to match rows on")
     det, timed = select(bt, nt, args)
+    evidence_notes = [*check_evidence("BASE", base), *check_evidence("NEW", new)] if timed else []
     label = labeller(bt, nt, on)
     new_keys = row_keys(nt, on)
     new_rows = dict(zip(new_keys, nt.to_dict("records"), strict=True))
@@ -251,8 +282,8 @@ def compare(base: Results, new: Results, args) -> tuple[list[Difference], list[s
         notes.append(f"not matched on (empty in one table): {', '.join(skipped)}")
     undeclared = sorted({c for c in (*bt.columns, *nt.columns) if schema.column(c) is None} - {"source"})
     if undeclared:
-        notes.append(f"not compared (undeclared columns): {', '.join(undeclared)}")
-    return diffs, notes
+        notes.append(f"not compared (undeclared columns): {', '.join(map(terminal_text, undeclared))}")
+    return diffs, notes + evidence_notes
 
 
 def row_differences(label: str, b: dict, n: dict, det, timed, base: Results, new: Results, args) -> list[Difference]:
@@ -287,9 +318,12 @@ def warnings(base: Results, new: Results, timing_compared: bool) -> list[str]:
         if col.rule != schema.SETTING:
             continue
         b, n = _distinct(base.table, col.name), _distinct(new.table, col.name)
-        if b and n and b != n:
-            out.append(f"{col.name} differs: BASE {', '.join(b)}; NEW {', '.join(n)}")
+        if b and n and b != n:  # a hostname may hold anything: shown, never acted on by the terminal
+            out.append(
+                f"{col.name} differs: BASE {', '.join(map(terminal_text, b))}; NEW {', '.join(map(terminal_text, n))}"
+            )
     for name, res in (("BASE", base), ("NEW", new)):
+        out += [f"{name}: {line}" for line in (*res.busy, *res.missing, *res.notes)]
         out += load_warnings(name, res.table)
     return out if timing_compared or not out else [*out, "(timing was not compared)"]
 
@@ -311,7 +345,7 @@ def difference_table(diffs: list[Difference]) -> str:
     """Regressions first, then inconclusive timings, then the rest; one line per row and column."""
     order = {"REGRESSION": 0, "inconclusive": 1}
     head = ("row", "column", "base", "new", "note", "verdict")
-    rows = [head] + [(d.row, d.column, d.base, d.new, d.note, d.verdict)
+    rows = [head] + [tuple(map(terminal_text, (d.row, d.column, d.base, d.new, d.note, d.verdict)))
                      for d in sorted(diffs, key=lambda d: order.get(d.verdict, 2))]  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
@@ -362,9 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         base, new = load(args.base), load(args.new)
         diffs, notes = compare(base, new, args)
     except InputError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {terminal_text(exc)}", file=sys.stderr)
         return 2
-    out.say(f"BASE {args.base} ({len(base.table)} rows)\nNEW  {args.new} ({len(new.table)} rows)")
+    for name, path, res in (("BASE", args.base, base), ("NEW ", args.new, new)):
+        out.say(f"{name} {terminal_text(path)} ({len(res.table)} rows)")
     out.say("\n".join(notes))
     for line in warnings(base, new, not args.ignore_timing):
         out.say(f"warning: {line}")
@@ -375,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     out.say(f"\n{regressions} regressions, {inconclusive} inconclusive, "
             f"{len(diffs) - regressions - inconclusive} other differences")  # fmt: skip
     out.close()
-    return 1 if regressions else 0
+    return out.exit_code(PROG, 1 if regressions else 0)
 
 
 if __name__ == "__main__":

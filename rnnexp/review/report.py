@@ -8,14 +8,19 @@ the fewest configuration keys that tell its rows apart, in one row order.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import errno
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from rnnexp import schema
 from rnnexp.fileio import write_text_atomic
+from rnnexp.review import coverage
+from rnnexp.review.escape import markdown_cell, terminal_text
 from rnnexp.review.inputs import InputError, Results, is_run_dir, load_many
 from rnnexp.review.keys import minimal_keys, order_rows, text, varying
 from rnnexp.review.output import Printer
@@ -182,19 +187,51 @@ def sections(res: Results, reference: str | None) -> dict[str, pd.DataFrame]:
 
 
 def markdown(t: pd.DataFrame) -> str:
-    """A pipe table (pandas' to_markdown needs tabulate, which rnnexp does not depend on)."""
-    rows = [list(map(str, t.columns)), ["---"] * len(t.columns), *t.astype(str).values.tolist()]
-    return "\n".join("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows)
+    """A pipe table (pandas' to_markdown needs tabulate, which rnnexp does not depend on); every cell escaped."""
+    line = lambda cells: "| " + " | ".join(cells) + " |"  # noqa: E731
+    rows = [[markdown_cell(c) for c in row] for row in [list(t.columns), *t.values.tolist()]]
+    return "\n".join([line(rows[0]), line(["---"] * len(t.columns)), *map(line, rows[1:])])
 
 
-def write_markdown(tables: dict[str, pd.DataFrame], pngs: list[Path], sources: list[Path], out: Path) -> Path:
-    lines = ["# rnnexp report", "", "Inputs: " + ", ".join(f"`{s}`" for s in sources), ""]
+def terminal_table(t: pd.DataFrame) -> str:
+    """A table for the terminal: every cell and column name one inert line."""
+    return t.map(terminal_text).rename(columns=terminal_text).to_string(index=False)
+
+
+def write_markdown(
+    tables: dict[str, pd.DataFrame], pngs: list[Path], sources: list[Path], out: Path, warnings: list[str] = ()
+) -> Path:
+    lines = ["# rnnexp report", "", "Inputs: " + ", ".join(markdown_cell(s) for s in sources), ""]
+    lines += [f"**Warning:** {markdown_cell(w)}\n" for w in warnings]
     if any(t.endswith("vs " + REFERENCE) or " speed-up" in " ".join(v.columns) for t, v in tables.items()):
         lines += [f"Speed-ups are shown only where neither time is flagged noisy (`{NOISY}` otherwise).", ""]
     for title, t in tables.items():
-        lines += [f"## {title}", "", markdown(t), ""]
+        lines += [f"## {markdown_cell(title)}", "", markdown(t), ""]
     lines += [f"![{p.stem}]({p.name})\n" for p in pngs]
     return write_text_atomic(out / "report.md", "\n".join(lines))
+
+
+def _label_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Text cells as plot labels: controls shown escaped, ``$`` literal (matplotlib would parse mathtext)."""
+    text = [c for c in df.columns if df[c].dtype == "string" or df[c].dtype == object]
+    safe = {c: df[c].map(lambda v: v if pd.isna(v) else terminal_text(v).replace("$", r"\$")) for c in text}
+    return df.assign(**safe) if safe else df
+
+
+def _finite(df: pd.DataFrame, name: str, left_out: list[str]) -> pd.DataFrame:
+    """Infinite floats as missing (an axis cannot hold them); each column's count added to ``left_out``."""
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    infinite = {c: np.isinf(df[c].to_numpy(dtype=float)) for c in floats}
+    left_out += [f"{name} {c}: {int(m.sum())}" for c, m in infinite.items() if m.any()]
+    return df.assign(**{c: df[c].mask(m) for c, m in infinite.items() if m.any()})
+
+
+def plottable(res: Results) -> tuple[Results, list[str]]:
+    """The tables as plots can draw and label them, and what they leave out (infinite values), per column."""
+    left_out: list[str] = []
+    table = _finite(_label_safe(res.table), schema.RESULTS, left_out)
+    sides = {name: _finite(_label_safe(side), name, left_out) for name, side in res.sides.items()}
+    return dataclasses.replace(res, table=table, sides=sides), left_out
 
 
 def choose_reference(df: pd.DataFrame, asked: str | None) -> str | None:
@@ -239,6 +276,17 @@ def history_plots(table: pd.DataFrame, folder: Path) -> list[Path]:
     return history.report_pngs(table, folder)
 
 
+def _error(message, code: int) -> int:
+    print(f"{PROG}: error: {terminal_text(message)}", file=sys.stderr)
+    return code
+
+
+def _busy_out(folder: Path) -> str | None:
+    """Who is still writing the run or sweep dir ``folder`` lies in, if anyone: a report there would go stale."""
+    root = coverage.sweep_root(folder) if folder.exists() else None
+    return coverage.live_holder(root) if root is not None else None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     out = Printer()
@@ -246,29 +294,42 @@ def main(argv: list[str] | None = None) -> int:
         res = load_many(args.paths)
         reference = choose_reference(res.table, args.reference)
     except InputError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc, 2)
     folder = args.out or default_out(args.paths[0])
+    holder = _busy_out(folder)
+    if holder:  # its report would sit in the live dir next to the finished table, stale
+        return _error(f"{folder} is still being written by {holder}: a report written into it now would go stale; "
+                      "wait for it to finish, or give --out DIR for a report of the rows so far", 1)  # fmt: skip
     try:  # a dir that exists but cannot be written (/proc, read-only) fails here, not halfway
         folder.mkdir(parents=True, exist_ok=True)
         write_text_atomic(folder / ".rnnexp-report.probe", "").unlink()
     except OSError as exc:
-        print(f"{PROG}: error: --out {folder}: {exc.strerror or exc} (give a dir for report.md and the plots)",
-              file=sys.stderr)  # fmt: skip
-        return 2
+        if exc.errno == errno.ENOSPC:
+            return _error(f"--out {folder}: no space left on the device; nothing was written", 1)
+        return _error(f"--out {folder}: {exc.strerror or exc} (give a dir for report.md and the plots)", 2)
+    warned = [*res.busy, *res.missing, *res.notes]
+    for line in warned:
+        print(f"{PROG}: warning: {terminal_text(line)}", file=sys.stderr)
     tables = sections(res, reference)
     for title, t in tables.items():
-        out.say(f"\n== {title} ==\n{t.to_string(index=False)}")
-    pngs = []
-    if not args.no_plots:
-        from rnnexp.review import plots  # matplotlib only when plotting
+        out.say(f"\n== {terminal_text(title)} ==\n{terminal_table(t)}")
+    pngs: list[Path] = []
+    try:
+        if not args.no_plots:
+            from rnnexp.review import plots  # matplotlib only when plotting
 
-        pngs = plots.make_all(res, folder, reference)
-        pngs += history_plots(res.table, folder)
-    path = write_markdown(tables, pngs, args.paths, folder)
-    out.say(f"\nreport: {path}" + "".join(f"\nplot: {p}" for p in pngs))
+            drawable, left_out = plottable(res)
+            if left_out:
+                print(f"{PROG}: warning: plots leave out infinite values ({'; '.join(left_out)})", file=sys.stderr)
+            pngs = plots.make_all(drawable, folder, reference)
+            pngs += history_plots(res.table, folder)
+        path = write_markdown(tables, pngs, args.paths, folder, warned)
+    except OSError as exc:  # a full disk: every file is written whole or not at all (fileio.write_atomic)
+        return _error(f"cannot write the report in {folder}: {exc.strerror or exc}; report.md was not written "
+                      "(any plot written before is whole)", 1)  # fmt: skip
+    out.say(f"\nreport: {terminal_text(path)}" + "".join(f"\nplot: {terminal_text(p)}" for p in pngs))
     out.close()
-    return 0
+    return out.exit_code(PROG)
 
 
 if __name__ == "__main__":

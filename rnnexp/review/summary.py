@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from rnnexp import schema
+from rnnexp.review.escape import terminal_text
 from rnnexp.review.keys import order_rows, varying
 
 # Always shown when present; configuration keys are shown only where they vary (cell and backend always).
@@ -47,9 +48,10 @@ def count_failed(table: pd.DataFrame) -> int:
 
 
 def _cell(value) -> str:
+    """A value as one inert terminal cell: 4 significant digits for floats, controls shown escaped."""
     if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
         return ""
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.4g}" if isinstance(value, float) else terminal_text(value)
 
 
 def table(df: pd.DataFrame) -> str:
@@ -58,12 +60,12 @@ def table(df: pd.DataFrame) -> str:
         return "(no rows)"
     df = order_rows(_declared(df))
     cols = [*varying(df, keep=("cell", "backend")), *(c for c in RESULT_COLUMNS if c in df and df[c].notna().any())]
-    text = df[cols].map(_cell).to_string(index=False)
+    text = df[cols].map(_cell).rename(columns=terminal_text).to_string(index=False)
     lines = [text]
     failed = failed_mask(df)
     for i, row in df[failed].iterrows():
         job = row.get("job_num")
-        job = i if job is None or job is pd.NA else job  # the job's own number: rows may be missing from a sweep
+        job = i if job is None or job is pd.NA else _cell(job)  # the job's own number: rows may be missing
         if row.get("status") != "ok":
             lines.append(f"error in job {job}: {_cell(row.get('error'))}")
         else:
@@ -74,11 +76,12 @@ def table(df: pd.DataFrame) -> str:
 
 def one_line(row: dict[str, Any]) -> str:
     """A job's outcome in a line, for progress logs."""
-    head = f"{row.get('cell')}/{row.get('backend')} layers={row.get('layers')} bidirectional={row.get('bidirectional')}"
+    shown = {k: terminal_text(row.get(k)) for k in ("cell", "backend", "layers", "bidirectional", "error")}
+    head = f"{shown['cell']}/{shown['backend']} layers={shown['layers']} bidirectional={shown['bidirectional']}"
     if row.get("status") != "ok":
-        return f"{head}: error: {row.get('error')}"
+        return f"{head}: error: {shown['error']}"
     median, iqr, err = (row.get(c) for c in ("time_median_ms", "time_iqr_ms", "max_abs_err_vs_ref"))
     return (
-        f"{head}: output {row.get('output_shape')} h_n {row.get('h_n_shape')} "
+        f"{head}: output {terminal_text(row.get('output_shape'))} h_n {terminal_text(row.get('h_n_shape'))} "
         f"{_cell(median)} ms (IQR {_cell(iqr)}) err {_cell(err)}"
     )
