@@ -65,9 +65,10 @@ class Record:
 
 
 def machine_label(cpu_model: str, cores: int | None) -> str:
-    """The machine a timing series belongs to: its CPU and cores (not its hostname: CI runners' names change)."""
+    """The machine a timing series belongs to: its CPU and the cores the run could use (not its hostname: CI
+    runners' names change; the usable cores, as a container or ``taskset`` limits them, are what the jobs had)."""
     model = " ".join(str(cpu_model or "unknown CPU").split())
-    return f"{model}, {cores} cores" if cores else model
+    return f"{model}, {cores} core{'s' if cores != 1 else ''}" if cores else model
 
 
 def _env(root: Path) -> dict[str, Any]:
