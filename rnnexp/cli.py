@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import importlib
 import logging
 import os
@@ -23,7 +24,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -40,6 +41,9 @@ if TYPE_CHECKING:  # imported where used: `rnnexp report` and `compare` never lo
 PROG = "rnnexp"
 SUBCOMMANDS = {"report": "rnnexp.review.report", "compare": "rnnexp.review.compare", "history": "rnnexp.review.history"}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
+# A file that cannot be written for want of room or permission: the disk's state, said in one line.
+DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+CANNOT_WRITE = "cannot write in"
 CACHE_DIR = ".cache"  # content-keyed results shared by a sweep's jobs (the float64 reference); removed at the end
 # What `rnnexp resume DIR ...` may add: how jobs run, never what they compute.
 RESUME_ALLOWED = re.compile(r"^(hydra/launcher=|hydra\.launcher\.|hydra\.verbose=|hydra/(hydra|job)_logging=)")
@@ -76,16 +80,33 @@ def _error(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The console script and ``python -m rnnexp``: run, and exit with the status ``run`` decides."""
-    sys.exit(run(list(sys.argv[1:] if argv is None else argv)))
+    """The console script and ``python -m rnnexp``: run, and exit with the status ``run`` decides.
+
+    The status is decided and its last line printed before the process exits: signals are ignored
+    from then on (a Ctrl-C during the exit must not kill it by the signal), and so is logging (an
+    atexit hook of torch's logs cache statistics, which must not follow the resume hint).
+    """
+    code = run(list(sys.argv[1:] if argv is None else argv), exiting=True)
+    logging.disable(logging.CRITICAL)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    sys.exit(code)
 
 
-def run(argv: list[str]) -> int:
-    """Everything ``main`` does, returning the exit status (tests call this directly)."""
+def run(argv: list[str], exiting: bool = False) -> int:
+    """Everything ``main`` does, returning the exit status (tests call this directly).
+
+    ``exiting``: the process ends right after, so signals stay ignored instead of being restored.
+    """
     logs.guard_stdout()
+    with guarded_signals(exiting) as guard:
+        return _run(argv, guard)
+
+
+def _run(argv: list[str], guard: SignalGuard) -> int:
     try:
-        with terminate_as_interrupt():
-            return _dispatch(argv)
+        return _dispatch(argv, guard)
     except ConfigError as exc:
         _trace_if_asked(exc)
         _error(exc)
@@ -106,15 +127,15 @@ def run(argv: list[str]) -> int:
         return _stopped(argv, f"terminated ({exc})", exc.code)
 
 
-def _dispatch(argv: list[str]) -> int:
+def _dispatch(argv: list[str], guard: SignalGuard) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     if argv and argv[0] == "resume":
-        return resume(argv[1:])
+        return resume(argv[1:], guard)
     if "--version" in argv:
         print(version_text())
         return EXIT_OK
-    return start(argv)
+    return start(argv, guard)
 
 
 def _stopped(argv: list[str], how: str, code: int) -> int:
@@ -144,31 +165,42 @@ def version_text() -> str:
     return f"rnnexp {__version__} (hydra-core {v('hydra-core')}, omegaconf {v('omegaconf')}, torch {v('torch')})"
 
 
-def start(argv: list[str]) -> int:
+def start(argv: list[str], guard: SignalGuard | None = None) -> int:
     """A run or a sweep from its command line: check, plan, then run it into a fresh dir."""
     from rnnexp import plan, preflight
 
-    dry = "--dry-run" in argv
-    argv = [a for a in argv if a not in plan.RNNEXP_FLAGS]
+    argv, flags = plan.take_flags(argv)
     preflight.check_argv(argv)
     inv = plan.read_argv(argv)
     if inv is None or not inv.runs_jobs:
         return _hydra_only(argv)  # help, --cfg, --info, a flag argparse refuses: Hydra answers itself
-    jobs = plan.make_plan(inv)
-    if dry:
-        return dry_run(jobs)
-    return execute(jobs, argv, resuming=False)
+    if flags.dry_run:
+        return dry_run(plan.make_plan(inv, flags.max_jobs, sample=DRY_RUN_SHOWN, whole=DRY_RUN_WHOLE))
+    jobs = plan.make_plan(inv, flags.max_jobs)
+    return execute(jobs, argv, resuming=False, guard=guard)
+
+
+# A dry run lists (and composes) every job of a sweep of up to DRY_RUN_WHOLE jobs; of a larger one, the
+# first and last DRY_RUN_SHOWN, so that it answers at once for any size the bound allows.
+DRY_RUN_WHOLE, DRY_RUN_SHOWN = 200, 10
 
 
 def dry_run(p: plan.Plan) -> int:
-    """Print the jobs a command would run, one re-runnable line each, their dirs and their count."""
+    """Print the jobs a command would run, one re-runnable line each, their dirs and their count.
+
+    A large sweep is shown by its first and last jobs (each composed, typed and its dir checked, as
+    every job of a run is); the count is exact, computed from the sweep's values without listing them.
+    """
     from rnnexp import results
 
-    for job in p.jobs:
+    for i, job in enumerate(p.jobs):
+        if i and job.num != p.jobs[i - 1].num + 1:
+            print(f"... {job.num - p.jobs[i - 1].num - 1:,} more jobs ...")
         print(f"#{job.num}: {results.rerun_command(job.overrides)}")
     where = "sweep dir" if p.multirun else "run dir"
-    n = len(p.jobs)
-    print(f"{n} job{'s' if n != 1 else ''} into {where} {p.root} (dry run: nothing was run)")
+    n = p.size
+    shown = f"; the {len(p.jobs)} shown were composed and checked" if len(p.jobs) < n else ""
+    print(f"{n:,} job{'s' if n != 1 else ''} into {where} {p.root} (dry run: nothing was run{shown})")
     return EXIT_OK
 
 
@@ -181,15 +213,19 @@ def resume_parser() -> argparse.ArgumentParser:
         description="Finish a sweep (or run) in its own dir: run exactly the recorded jobs that have no ok row, "
         "keep every other row, and write the same table an uninterrupted sweep would. Options that change only "
         "how jobs run may be added (hydra/launcher=..., hydra.launcher.*, hydra.verbose, logging); anything that "
-        "would change what a job computes is refused.",
+        "would change what a job computes is refused. The recorded command line is data: what in it could make "
+        "Hydra run code or read other configs (hydra.callbacks, _target_, other launchers, --config-dir, ...) "
+        "is refused unless you repeat it here, exactly as recorded (docs/trust.md).",
     )
     parser.add_argument("dir", type=Path, metavar="DIR", help="the sweep or run dir (it holds manifest.json)")
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="launcher options, e.g. hydra/launcher=slurm")
+    for flag, short in (("--config-dir", "-cd"), ("--config-path", "-cp"), ("--config-name", "-cn")):
+        parser.add_argument(flag, short, metavar="DIR" if flag == "--config-dir" else "NAME", help=argparse.SUPPRESS)
     return parser
 
 
-def resume(argv: list[str]) -> int:
-    from rnnexp import manifest, plan
+def resume(argv: list[str], guard: SignalGuard | None = None) -> int:
+    from rnnexp import manifest, plan, preflight, trust
 
     args = resume_parser().parse_args(argv)  # --help and usage errors: argparse's own (exit 0 / 2)
     root = args.dir.resolve()
@@ -203,18 +239,45 @@ def resume(argv: list[str]) -> int:
         recorded = manifest.load(root)
     except ValueError as exc:
         raise UsageError(f"resume {args.dir}: {exc}") from exc
-    for extra in args.overrides:
+    well_formed = isinstance(recorded.argv, list) and all(isinstance(a, str) for a in recorded.argv)
+    inv = plan.read_argv(recorded.argv) if well_formed else None
+    if inv is None:
+        raise UsageError(f"resume {args.dir}: its recorded command line does not parse: {recorded.argv}")
+    # manifest.json is data from wherever the dir came from: nothing in it may run code unless repeated here.
+    flags = [f"{flag}={getattr(args, flag[2:].replace('-', '_'))}" for flag in trust.REPEATABLE_FLAGS.values()]
+    flags = [f for f in flags if not f.endswith("=None")]
+    vouched = trust.check_recorded(inv.args, [*args.overrides, *flags], preflight.config_groups())
+    for flag in flags:
+        if flag not in vouched:
+            raise ConfigError(flag.partition("=")[0], flag.partition("=")[2], "resume takes a flag only to repeat one "
+                              "the sweep recorded (to allow it); the recorded jobs' configs cannot change")  # fmt: skip
+    if recorded.kind == "run":  # a run's one job writes into the run dir itself
+        if [j.dir for j in recorded.jobs] != ["."]:
+            raise UsageError(f"resume {args.dir}: its {manifest.MANIFEST} names a run whose job is not the run dir")
+    else:
+        trust.check_job_dirs(root, {j.num: j.dir for j in recorded.jobs}, f"{manifest.MANIFEST} job dir")
+    added = [o for o in args.overrides if o not in inv.overrides]  # a repeated one is consent, not a new override
+    for extra in added:
         if not RESUME_ALLOWED.match(extra):
             allowed = "a resume runs the recorded jobs as they were; only launcher and logging options may be added"
             raise ConfigError(extra.partition("=")[0], extra.partition("=")[2], allowed)
-    argv = [*recorded.argv, *args.overrides]
+    argv = [*recorded.argv, *added]
+    preflight.check_argv(argv)  # exactly as a fresh command line is checked
     inv = plan.read_argv(argv)
     if inv is None:
         raise UsageError(f"resume {args.dir}: its recorded command line no longer parses: {' '.join(argv)}")
-    p = plan.make_plan(inv)
+    try:
+        p = plan.make_plan(inv, max_jobs=len(recorded.jobs))
+    except plan.TooManyJobs as exc:
+        now = f"the sweep now has {exc.size} jobs, {len(recorded.jobs)} recorded"
+        raise ConfigError("resume", str(root), now) from exc
+    if not vouched:  # what the spelling checks missed still cannot name code rnnexp does not ship
+        typed = [o for o in added if o.startswith("hydra")]
+        exempt = [f"hydra.{g}." for g in ("launcher", "job_logging", "hydra_logging") if any(g in o for o in typed)]
+        trust.check_hooks(p.hooks, exempt)
     p.root = root  # the recorded dir, wherever the recorded dir pattern would point today
     check_same_jobs(recorded, p)
-    return execute(p, argv, resuming=True)
+    return execute(p, argv, resuming=True, guard=guard)
 
 
 def check_same_jobs(recorded: manifest.Manifest, p: plan.Plan) -> None:
@@ -222,6 +285,16 @@ def check_same_jobs(recorded: manifest.Manifest, p: plan.Plan) -> None:
     if len(recorded.jobs) != len(p.jobs):
         raise ConfigError("resume", str(p.root), f"the sweep now has {len(p.jobs)} jobs, {len(recorded.jobs)} recorded")
     for old, new in zip(recorded.jobs, p.jobs, strict=True):
+        # The sweeper launches the manifest's own job overrides: they must be the checked command line's.
+        if old.num != new.num or old.overrides != new.overrides:
+            raise ConfigError(
+                f"manifest.json job #{old.num}",
+                " ".join(map(str, old.overrides)) if isinstance(old.overrides, list) else old.overrides,
+                f"not the job the recorded command line plans (#{new.num}: {' '.join(new.overrides)}); "
+                "the manifest was changed, and a resume runs only the recorded command line's jobs",
+            )
+        if not isinstance(old.config, dict):
+            raise ConfigError(f"manifest.json job #{old.num} config", old.config, "must be a mapping of config keys")
         changed = [k for k in {*old.config, *new.config} if str(old.config.get(k)) != str(new.config.get(k))]
         if changed or old.dir != new.dir:
             what = changed[0] if changed else "dir"
@@ -254,40 +327,86 @@ def hydra_quote(value: str) -> str:
     return "'" + text.replace("${", "\\${") + "'"
 
 
-def execute(p: plan.Plan, argv: list[str], resuming: bool) -> int:
+def execute(p: plan.Plan, argv: list[str], resuming: bool, guard: SignalGuard | None = None) -> int:
     """Run plan ``p`` into its dir under the dir's lock; gather, write and summarise; return the exit status."""
-    from rnnexp import refcache
-
+    if guard is None:  # called on its own (not through run): the signals are this call's to handle
+        with guarded_signals() as own:
+            return execute(p, argv, resuming, own)
     store = check_store(p.store)
     root = make_dir(p.root)
     command = " ".join([PROG, *(shlex.quote(a) for a in (["resume", str(root)] if resuming else argv))])
-    with DirLock(root, command):
+    with holding(root, command):
         recorded = open_manifest(root, p, argv, resuming)
         if resuming:  # the dir is this sweep's: what its killed writers left half-written goes
-            fileio.remove_stale_temps([root, *(recorded.job_dir(root, j) for j in recorded.jobs)])
-        shared = refcache.shared({j.num: j.config for j in p.jobs})
-        session = Session(root, p.multirun, len(p.jobs), p.concurrent_jobs(), time.time(), root / CACHE_DIR, shared)
-        key = "hydra.sweep.dir" if p.multirun else "hydra.run.dir"
-        hydra_argv = [*argv, f"{key}={hydra_quote(str(root))}"]
-        code, stopped = EXIT_OK, ""
+            remove_stale_temps(root, recorded)
+        code, stopped = _run_jobs(p, argv, root, guard)
+        status, last_line = finish(recorded, root, code, stopped, store)
+    if guard.caught:  # asked to stop while the table was written: it was finished first
+        status = code or 128 + guard.caught[0]
+        names = " and ".join(dict.fromkeys(signal.Signals(n).name for n in guard.caught))
+        _error(f"{names} received while the table was written; the table is whole; exiting {status}")
+    if last_line:
+        last_line()
+    return status
+
+
+def _run_jobs(p: plan.Plan, argv: list[str], root: Path, guard: SignalGuard) -> tuple[int, str]:
+    """Hydra runs the planned jobs; (exit code so far, what stopped them: "" if nothing did)."""
+    from rnnexp import refcache
+
+    shared = refcache.shared({j.num: j.config for j in p.jobs})
+    session = Session(root, p.multirun, len(p.jobs), p.concurrent_jobs(), time.time(), root / CACHE_DIR, shared)
+    key = "hydra.sweep.dir" if p.multirun else "hydra.run.dir"
+    try:
         try:
-            with terminate_as_interrupt():
-                run_hydra(hydra_argv, session)
-        except KeyboardInterrupt:
-            code, stopped = EXIT_SIGINT, "interrupted (SIGINT)"
-        except Interrupted as exc:
-            code, stopped = exc.code, f"terminated ({exc})"
-        except Fatal as exc:
-            code, stopped = EXIT_FAILED, str(exc)
-        except Exception as exc:  # Hydra's own failure: one line here, the traceback in the log
-            interrupt = _interrupt_behind(exc)
-            if interrupt is not None:  # an interrupt inside Hydra's bookkeeping, then a follow-on error
-                code, stopped = interrupt
-            else:
-                code, stopped = EXIT_FAILED, _unexpected(root, exc)
-        with signals_deferred() as caught:
-            status = finish(recorded, root, code, stopped, store)
-        return 128 + caught[0] if caught else status  # asked to stop while the table was written: say so
+            run_hydra([*argv, f"{key}={hydra_quote(str(root))}"], session)
+        finally:
+            guard.wrap_up()  # from here a signal waits until the table is written (set before any handler can run)
+    except KeyboardInterrupt:
+        return EXIT_SIGINT, "interrupted (SIGINT)"
+    except Interrupted as exc:
+        return exc.code, f"terminated ({exc})"
+    except Fatal as exc:
+        return EXIT_FAILED, str(exc)
+    except OSError as exc:
+        if exc.errno in DISK_ERRORS:  # the sweep's files cannot be written (multirun.yaml, a job's dir): no bug
+            return EXIT_FAILED, f"{CANNOT_WRITE} {root}: {exc.strerror or exc}"
+        return EXIT_FAILED, _unexpected(root, exc)
+    except Exception as exc:  # Hydra's own failure: one line here, the traceback in the log
+        interrupt = _interrupt_behind(exc)
+        if interrupt is not None:  # an interrupt inside Hydra's bookkeeping, then a follow-on error
+            return interrupt
+        return EXIT_FAILED, _unexpected(root, exc)
+    return EXIT_OK, ""
+
+
+def remove_stale_temps(root: Path, recorded: manifest.Manifest) -> None:
+    """The temp files killed writers of this sweep left: only for names rnnexp writes, in dirs the manifest names."""
+    from rnnexp import manifest, results
+    from rnnexp.dirlock import HOLDER
+
+    tables = [results.ROW_FILE, *results.SIDE_TABLES]
+    peaks = [f.name for f in root.glob("gemm_peak_*.json")]
+    fileio.remove_stale_temps(root, [*tables, manifest.MANIFEST, "env.json", HOLDER, ".rnnexp.probe", *peaks])
+    for job in recorded.jobs:
+        job_dir = recorded.job_dir(root, job)
+        fileio.remove_stale_temps(job_dir, tables)
+        fileio.remove_stale_temps(job_dir / ".hydra", ["config.yaml", "overrides.yaml"])
+
+
+@contextlib.contextmanager
+def holding(root: Path, command: str) -> Iterator[None]:
+    """The dir's lock; a lock whose holder record cannot be written (a full disk) is one line, and is let go."""
+    lock = DirLock(root, command)
+    try:
+        lock.__enter__()
+    except OSError as exc:  # acquired, but its record was not written: release it, leave no lock file
+        with contextlib.suppress(OSError):
+            lock.__exit__(None, None, None)
+        raise OutputError(f"cannot take the lock of {root}: {exc.strerror or exc}", EXIT_FAILED) from exc
+    with contextlib.ExitStack() as release:
+        release.push(lock)
+        yield
 
 
 def make_dir(root: Path) -> Path:
@@ -348,38 +467,55 @@ def _unexpected(root: Path, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}{where}"
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises Interrupted(143) in the main thread, as SIGINT raises KeyboardInterrupt."""
+class SignalGuard:
+    """SIGINT and SIGTERM for one command: raised while it works, held back once its wrap-up begins.
 
-    def handler(signum, frame):
+    Until :meth:`wrap_up`, SIGINT raises KeyboardInterrupt and SIGTERM ``Interrupted(143)``, so jobs
+    stop where they are. From then on (the table gathered and written, the summary, the exit) a
+    signal is only recorded in ``caught``: the files are finished first, and the exit status and a
+    line say what came. The switch is one append to a list (no Python frame, so no handler can run
+    between the decision and the flag), which closes the window in which a signal used to kill
+    the process outright or skip the table.
+    """
+
+    def __init__(self) -> None:
+        self.wrapping: list[bool] = []
+        self.caught: list[int] = []
+
+    def wrap_up(self) -> None:
+        self.wrapping.append(True)
+
+    def handle(self, signum: int, frame) -> None:
+        if self.wrapping:
+            self.caught.append(signum)
+            return
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise Interrupted(128 + signum)
 
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
 
 @contextlib.contextmanager
-def signals_deferred() -> Iterator[list[int]]:
-    """While the table is written, a Ctrl-C or SIGTERM waits (the files are finished first); yields what came."""
-    caught: list[int] = []
+def guarded_signals(exiting: bool = False) -> Iterator[SignalGuard]:
+    """A SignalGuard for SIGINT and SIGTERM (one the process ignores stays ignored, as under nohup or ``&``).
+
+    On the way out the previous handlers come back, or, when the process is ``exiting``, both
+    signals are ignored: nothing is left to stop, and the status is decided.
+    """
+    guard = SignalGuard()
     try:
-        old = {s: signal.signal(s, lambda n, f: caught.append(n)) for s in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
-        yield caught
+        old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s, h in old.items():
+            if h != signal.SIG_IGN:
+                signal.signal(s, guard.handle)
+    except ValueError:  # not the main thread: leave signals alone
+        yield guard
         return
     try:
-        yield caught
+        yield guard
     finally:
+        guard.wrap_up()  # a signal now must not raise inside this finally
         for s, h in old.items():
-            signal.signal(s, h)
+            signal.signal(s, signal.SIG_IGN if exiting else signal.SIG_DFL if h is None else h)
 
 
 def run_hydra(hydra_argv: list[str], session: Session) -> None:
@@ -428,43 +564,51 @@ def _hydra_only(argv: list[str]) -> int:
 # --------------------------------------------------------------------------- the end of a run or sweep
 
 
-def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str, store: Path | None = None) -> int:
-    """Gather the table by the manifest, write it and env.json, print the summary, add it to the history store;
-    the final exit status."""
+def finish(
+    recorded: manifest.Manifest, root: Path, code: int, stopped: str, store: Path | None = None
+) -> tuple[int, Callable[[], None] | None]:
+    """Gather the table by the manifest, write it and env.json, print the summary, add it to the history store.
+
+    Returns the final exit status and the closing line still to print (the resume hint, if any):
+    the caller prints it last, after anything it has to add.
+    """
     from rnnexp import results, schema
     from rnnexp.review import summary
 
+    hint = f"{PROG} resume {shlex.quote(str(root))}"
     gathered = results.gather(recorded, root)
     try:
         path = results.write_tables(gathered, root)
         write_env(root)
-    except OSError as exc:
-        _error(f"cannot write the table in {root}: {exc.strerror or exc}; the jobs' rows are kept in their dirs")
-        if stopped:
-            _error(f"{stopped}; to finish the rest: {PROG} resume {shlex.quote(str(root))}")
-        return code or EXIT_FAILED
+    except OSError as exc:  # one line: what stopped the jobs (if anything), the table, and the way on
+        why = f"{stopped}; " if stopped and not stopped.startswith(CANNOT_WRITE) else ""  # said once is enough
+        text = f"{why}cannot write the table in {root}: {exc.strerror or exc}; the jobs' rows are kept in their dirs"
+        return code or EXIT_FAILED, functools.partial(_error, f"{text}; to finish it: {hint}")
     finally:
         _remove_cache(root / CACHE_DIR)
-    table = schema.read_table(path) if gathered.rows else None
+    try:
+        table = schema.read_table(path) if gathered.rows else None
+    except schema.TableError as exc:  # a value no table column holds (the rows stay as written): say so, go on
+        _error(f"cannot summarise {path}: {exc}")
+        code = code or EXIT_FAILED
+        table = None
     print(summary.table(table) if table is not None else "(no rows)", flush=True)
     print(f"results: {path}", flush=True)
     done, total = len(gathered.rows) - len(gathered.lost), len(recorded.jobs)
     failed = gathered.failed
     if failed:
         print(f"{failed} of {total} jobs failed (an error, a lost job, or parity/shape disagreeing)", file=sys.stderr)
-    hint = f"{PROG} resume {shlex.quote(str(root))}"
+    last = None
     if stopped:
-        _error(f"{stopped}: {done} of {total} jobs finished; to finish the rest: {hint}")
+        last = functools.partial(_error, f"{stopped}: {done} of {total} jobs finished; to finish the rest: {hint}")
     elif gathered.missing or gathered.lost:
-        print(
-            f"{len(gathered.missing) + len(gathered.lost)} of {total} jobs have no row; to run them: {hint}",
-            file=sys.stderr,
-        )
+        text = f"{len(gathered.missing) + len(gathered.lost)} of {total} jobs have no row; to run them: {hint}"
+        last = functools.partial(print, text, file=sys.stderr, flush=True)
     if table is not None and store is not None:
         add_to_history(store, root, table)
     if code:
-        return code
-    return EXIT_FAILED if failed or gathered.missing else EXIT_OK
+        return code, last
+    return (EXIT_FAILED if failed or gathered.missing else EXIT_OK), last
 
 
 # --------------------------------------------------------------------------- the history store (rnnexp.store)

@@ -1,26 +1,26 @@
 """Writing files so that a reader sees the old file or the whole new one, never a part.
 
 The one atomic writer of the project: every table, JSON record and text file rnnexp writes goes
-through :func:`write_atomic`. The data goes to a temp file beside the target (``.NAME.PID.tmp``),
+through :func:`write_atomic`. The data goes to a temp file beside the target (``.NAME.PID.rnnexp.tmp``),
 is flushed and fsync'd, given the mode the process umask gives any new file (0644 under umask
 022; ``mkstemp`` alone would leave 0600), then renamed over the target; the dir is fsync'd so
 the rename itself survives a crash. On any failure (a full disk, an interrupt) the temp file is
 removed and the target is left as it was. A temp file left by a killed process is stale: the next
-run in that dir removes it (:func:`remove_stale_temps`).
+run in that dir removes it (:func:`remove_stale_temps`), and nothing else.
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
-TEMP_SUFFIX = ".tmp"
+TEMP_SUFFIX = ".rnnexp.tmp"  # rnnexp's own mark: a user's .notes.123.tmp is never taken for one
 _umask_lock = threading.Lock()
 
 
@@ -93,21 +93,22 @@ def csv_text(df) -> str:
     return buf.getvalue()
 
 
-_OUR_TEMP = re.compile(r"^\..+\.\d+" + re.escape(TEMP_SUFFIX) + "$")  # what temp_path names, and only that
+def remove_stale_temps(folder: Path | str, names: Iterable[str]) -> list[Path]:
+    """Delete the temp files killed rnnexp writers left in ``folder`` for the files ``names`` (not recursive).
 
-
-def remove_stale_temps(folders: Iterable[Path | str]) -> list[Path]:
-    """Delete this writer's temp files (``.NAME.PID.tmp``) that killed processes left in ``folders``.
-
-    Not recursive, and nothing else: call it only for dirs rnnexp owns, while holding their lock,
-    when no other writer can be mid-write there.
+    Only names rnnexp itself writes there are passed, so only ``.NAME.PID.rnnexp.tmp`` for one of
+    those NAMEs goes: a file must carry both rnnexp's mark and one of its own targets' names. A
+    pattern alone (any ``.X.123.tmp``) took a user's notes for a temp file; recording each temp
+    before creating it would cost a write per file written. Call it only for a dir rnnexp owns,
+    while holding its lock, when no other writer can be mid-write there.
     """
     removed = []
-    for folder in map(Path, folders):
-        if not folder.is_dir():
-            continue
-        for tmp in folder.iterdir():
-            if _OUR_TEMP.match(tmp.name) and tmp.is_file():
+    folder = Path(folder)
+    for name in set(names):
+        prefix = f".{name}."
+        for tmp in folder.glob(f".{glob.escape(name)}.*{TEMP_SUFFIX}"):
+            pid = tmp.name[len(prefix) : -len(TEMP_SUFFIX)]
+            if pid.isdigit() and tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink(missing_ok=True)
                 removed.append(tmp)
     return removed

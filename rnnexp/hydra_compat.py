@@ -13,19 +13,27 @@ by ``tests/test_hydra_compat.py`` against Hydra's own implementation:
 - :func:`apply_value_overrides`: what Hydra's config loader does with a plain ``key=value``
   override once the defaults list is composed.
 - :func:`override_dirname`: ``hydra.job.override_dirname`` as Hydra derives it.
+- :data:`BASIC_PLUGINS`: the ``_target_`` of Hydra's basic launcher and sweeper (private modules).
 """
 
 from __future__ import annotations
 
 import argparse
+import decimal
 import itertools
+import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.types import Override, RangeSweep
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+BASIC_PLUGINS = (
+    "hydra._internal.core_plugins.basic_launcher.BasicLauncher",
+    "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+)
 
 
 class SweepSyntaxError(ValueError):
@@ -49,22 +57,89 @@ def expand_sweep(overrides: Sequence[Override]) -> list[list[str]]:
     Raises SweepSyntaxError for a sweep that is not a finite list (``interval(...)``) and for one
     that has no values (``range(8,4)``) or cannot be expanded (``range(8,9,0)``).
     """
-    final: dict[str, list[str]] = {}
-    for o in overrides:
-        key = o.get_key_element()
-        if not o.is_sweep_override():
-            final[key] = [f"{key}={o.get_value_element_as_str()}"]
-            continue
-        if not o.is_discrete_sweep():
-            raise SweepSyntaxError(o, "only list, range and choice sweeps expand into jobs (not interval)")
-        try:
-            values = [f"{key}={v}" for v in o.sweep_string_iterator()]
-        except ValueError as exc:  # range(a,b,0)
-            raise SweepSyntaxError(o, f"{' '.join(str(exc).split())}; a range needs a non-zero step") from exc
-        if not values:
-            raise SweepSyntaxError(o, "this sweep has no values, so the sweep would have 0 jobs")
-        final[key] = values
-    return [list(job) for job in itertools.product(*final.values())]
+    return list(SweepSpace(overrides))
+
+
+class _Axis:
+    """One key's values as Hydra spells them (``key=value``), by index; ``count`` may exceed what len() allows."""
+
+    def __init__(self, count: int, value: Callable[[int], str]) -> None:
+        self.count, self.value = count, value
+
+
+def _listed(values: list[str]) -> _Axis:
+    return _Axis(len(values), values.__getitem__)
+
+
+class SweepSpace(Sequence[list[str]]):
+    """A sweep's job list as Hydra's basic sweeper orders it, by index, with its size known up front.
+
+    ``size`` is the product of each key's number of values, computed from the parsed overrides
+    without expanding them, so a plan can refuse a sweep too large to run before it allocates
+    anything; ``space[i]`` is job ``i``'s overrides (the last key varies fastest, as in
+    ``itertools.product``). Only an integer range stays lazy; a list or a glob is small already,
+    and a float range is materialised only once its size (estimated from start, stop and step) is
+    at most ``limit``, so an absurd one fails the bound instead of filling memory.
+    """
+
+    def __init__(self, overrides: Sequence[Override], limit: int | None = None) -> None:
+        final: dict[str, _Axis] = {}
+        for o in overrides:  # a later override of a key replaces the earlier one in its place (dict order)
+            key = o.get_key_element()
+            final[key] = _axis(o, key, limit)
+        self.axes = list(final.values())
+        self.size = math.prod(axis.count for axis in self.axes)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index):  # an int index only
+        if not -self.size <= index < self.size:
+            raise IndexError(index)
+        index %= self.size
+        job: list[str] = []
+        for axis in reversed(self.axes):
+            index, i = divmod(index, axis.count)
+            job.append(axis.value(i))
+        return job[::-1]
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return (list(job) for job in itertools.product(*(map(a.value, range(a.count)) for a in self.axes)))
+
+
+def _axis(o: Override, key: str, limit: int | None) -> _Axis:
+    """``o``'s values; SweepSyntaxError for a sweep without a finite, non-empty list of them."""
+    if not o.is_sweep_override():
+        return _listed([f"{key}={o.get_value_element_as_str()}"])
+    if not o.is_discrete_sweep():
+        raise SweepSyntaxError(o, "only list, range and choice sweeps expand into jobs (not interval)")
+    sweep = o.value()
+    try:
+        if isinstance(sweep, RangeSweep) and not sweep.shuffle and isinstance(sweep.range(), range):
+            ints = sweep.range()
+            count = max(0, -(-(ints.stop - ints.start) // ints.step))  # len() overflows past sys.maxsize
+            axis = _Axis(count, lambda i: f"{key}={Override._get_value_element_as_str(ints.start + i * ints.step)}")
+        elif isinstance(sweep, RangeSweep) and limit is not None and _float_range_size(sweep) > limit:
+            axis = _Axis(_float_range_size(sweep), _never)
+        else:
+            axis = _listed([f"{key}={v}" for v in o.sweep_string_iterator()])
+    except (ValueError, decimal.InvalidOperation) as exc:  # range(a,b,0)
+        raise SweepSyntaxError(o, f"{' '.join(str(exc).split())}; a range needs a non-zero step") from exc
+    if not axis.count:
+        raise SweepSyntaxError(o, "this sweep has no values, so the sweep would have 0 jobs")
+    return axis
+
+
+def _never(i: int) -> str:
+    raise IndexError("a float range larger than the bound is never expanded")
+
+
+def _float_range_size(sweep: RangeSweep) -> int:
+    """How many values Hydra's FloatRange yields (within one: it adds the step in Decimal, rounding as it goes)."""
+    start, stop, step = (decimal.Decimal(v) for v in (sweep.start, sweep.stop, sweep.step))
+    if step == 0:
+        raise ValueError("range step cannot be zero")
+    return max(0, math.ceil((stop - start) / step))
 
 
 def apply_value_overrides(cfg: DictConfig, overrides: Sequence[Override]) -> None:

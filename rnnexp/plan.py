@@ -19,6 +19,7 @@ import contextlib
 import copy
 import io
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +34,15 @@ from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from rnnexp import hydra_compat
+from rnnexp import hydra_compat, trust
 from rnnexp.config import ConfigError, RunConfig, as_flat_dict
 
 _PKG = Path(__file__).resolve().parent
 CONFIG_NAME = "config"
 RNNEXP_FLAGS = ("--dry-run",)  # rnnexp's own flags, which Hydra's argparse does not know
+# The most jobs a sweep may have unless --max-jobs says otherwise: a typo such as range(0,100000000)
+# is refused at once instead of planning for minutes and filling memory.
+MAX_JOBS = 200_000
 # Hydra flags that run no job (help, shell completion, config info): Hydra answers them itself.
 NO_JOB_FLAGS = ("help", "hydra_help", "shell_completion", "info", "experimental_rerun", "cfg")
 SWEEPERS = ("RnnexpSweeper", "BasicSweeper")  # sweepers whose job list rnnexp can plan
@@ -104,6 +108,31 @@ def read_argv(argv: Sequence[str]) -> Invocation | None:
 
 
 @dataclass
+class Flags:
+    """rnnexp's own flags, taken off the command line before Hydra reads it."""
+
+    dry_run: bool = False
+    max_jobs: int = MAX_JOBS
+
+
+def take_flags(argv: Sequence[str]) -> tuple[list[str], Flags]:
+    """(``argv`` without rnnexp's flags, those flags): ``--dry-run``, ``--max-jobs N`` / ``--max-jobs=N``."""
+    rest, flags, items = [], Flags(), list(argv)
+    while items:
+        arg = items.pop(0)
+        if arg in RNNEXP_FLAGS:
+            flags.dry_run = True
+        elif arg == "--max-jobs" or arg.startswith("--max-jobs="):
+            value = arg.partition("=")[2] if "=" in arg else (items.pop(0) if items else "")
+            if not value.isdigit() or int(value) < 1:
+                raise ConfigError("--max-jobs", value, "must be a positive integer (the most jobs a sweep may have)")
+            flags.max_jobs = int(value)
+        else:
+            rest.append(arg)
+    return rest, flags
+
+
+@dataclass
 class Job:
     """One job of a plan: its number, its overrides (as Hydra's task overrides), its config and its dir."""
 
@@ -119,7 +148,12 @@ class Plan:
     root: Path  # the run or sweep dir, absolute
     jobs: list[Job]
     launcher: dict[str, Any] = field(default_factory=dict)  # hydra.launcher, resolved
+    size: int = 0  # the sweep's number of jobs: len(jobs), unless it was planned only in part (a sample)
+    hooks: dict[str, str] = field(default_factory=dict)  # where its Hydra config names code (trust.hooks)
     store: Path | None = None  # the history store the finished rows go to (config key store), absolute; None = none
+
+    def __post_init__(self) -> None:
+        self.size = self.size or len(self.jobs)
 
     def concurrent_jobs(self) -> int:
         """How many of this plan's jobs share this machine's cores at once.
@@ -196,7 +230,17 @@ class _Composer:
         reads_hydra = reads_hydra or any(HYDRA_RESOLVER in str(o.value()) for o in values)
         with hydra_config(full, reads_hydra):
             typed: RunConfig = OmegaConf.to_object(task)
+        if values and _reads_app_keys(full, "hydra.sweep.subdir"):  # e.g. ${hidden_size}: this job's value
+            full = copy.deepcopy(full)
+            hydra_compat.apply_value_overrides(full, values)
         return full, as_flat_dict(typed)
+
+
+def _reads_app_keys(full: DictConfig, key: str) -> bool:
+    """Whether the raw value of ``key`` interpolates anything but Hydra's own settings."""
+    parent, _, name = key.rpartition(".")
+    raw = str(OmegaConf.select(full, parent)._get_node(name)._value())
+    return any(not ref.startswith(("hydra.", "hydra:")) for ref in re.findall(r"\$\{\s*([^}]*)", raw))
 
 
 HYDRA_RESOLVER = "${hydra:"  # an interpolation that reads HydraConfig, which must then be set
@@ -256,8 +300,12 @@ def _parse(overrides: list[str], loader: Any) -> list[Override]:
         raise
 
 
-def _job_overrides(inv: Invocation, master: DictConfig, loader: Any) -> list[list[str]]:
-    """Every job's overrides: the preset's sweep params first, the command line's after (Hydra's order)."""
+def _job_overrides(inv: Invocation, master: DictConfig, loader: Any, limit: int | None) -> Sequence[list[str]]:
+    """Every job's overrides: the preset's sweep params first, the command line's after (Hydra's order).
+
+    A sweep comes back unexpanded (``hydra_compat.SweepSpace``, jobs by index); one larger than
+    ``limit`` is refused here, before a single job is composed or even listed.
+    """
     if not inv.multirun:
         return [list(inv.overrides)]
     target = str(master.hydra.sweeper.get("_target_", ""))
@@ -267,14 +315,32 @@ def _job_overrides(inv: Invocation, master: DictConfig, loader: Any) -> list[lis
     params = OmegaConf.to_container(params, resolve=False) if params else {}
     specs = [f"{k}={v}" for k, v in params.items()]
     try:
-        return hydra_compat.expand_sweep(_parse([*specs, *inv.overrides], loader))
+        space = hydra_compat.SweepSpace(_parse([*specs, *inv.overrides], loader), limit)
     except hydra_compat.SweepSyntaxError as exc:
         o = exc.override
         raise ConfigError(o.key_or_group, o.input_line.partition("=")[2], exc.allowed) from exc
+    if limit is not None and space.size > limit:
+        raise TooManyJobs(space.size, limit)
+    return space
 
 
-def make_plan(inv: Invocation) -> Plan:
-    """The jobs ``inv`` will run, each composed and typed, and the dirs they will write; ConfigError if any cannot."""
+class TooManyJobs(ConfigError):
+    """A sweep above the bound on jobs: refused before it is expanded (the bound is ``--max-jobs``)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size, self.limit = size, limit
+        super().__init__(
+            "sweep", f"{size:,} jobs", f"more than the {limit:,} a sweep may have; to allow it: --max-jobs {size}"
+        )
+
+
+def make_plan(inv: Invocation, max_jobs: int | None = MAX_JOBS, sample: int | None = None, whole: int = 0) -> Plan:
+    """The jobs ``inv`` will run, each composed and typed, and the dirs they will write; ConfigError if any cannot.
+
+    A sweep of more than ``max_jobs`` (None: no bound) is refused before it is expanded. With
+    ``sample``, a sweep of more jobs than ``whole`` (and ``2 * sample``) is planned only in part: its
+    first and last ``sample`` jobs (``Plan.size`` says how many there are), what a dry run can show.
+    """
     from rnnexp import preflight
 
     extra = _searchpath(inv)
@@ -284,19 +350,26 @@ def make_plan(inv: Invocation) -> Plan:
         with preflight.hydra_errors(parsed):
             master = compose(inv.config_name, overrides=[*shared, *extra], return_hydra_config=True)
         composer = _Composer(inv, loader, extra)
-        jobs = []
-        every = _job_overrides(inv, master, loader)
-        check_session_keys(every)
-        for num, overrides in enumerate(every):
-            jobs.append(_plan_job(composer, num, overrides, inv.multirun))
+        space = _job_overrides(inv, master, loader, max_jobs)
+        size = space.size if isinstance(space, hydra_compat.SweepSpace) else len(space)
+        if sample is None or size <= max(whole, 2 * sample):
+            nums: Sequence[int] = range(size)
+        else:
+            nums = [*range(sample), *range(size - sample, size)]
+        check_session_keys([space[num] for num in nums])
+        jobs = [_plan_job(composer, num, space[num], inv.multirun) for num in nums]
         if not jobs:
             raise ConfigError("sweep", " ".join(inv.overrides), "expands to 0 jobs")
         root_key = "hydra.sweep.dir" if inv.multirun else "hydra.run.dir"
         root = Path(os.path.abspath(_select_dir(master, root_key)))
         launcher = OmegaConf.to_container(master.hydra.launcher, resolve=True)
+        hooks = trust.hooks(OmegaConf.to_container(master.hydra, resolve=False))
+    if inv.multirun:
+        trust.check_job_dirs(root, {j.num: j.dir for j in jobs}, "hydra.sweep.subdir")
     check_cpus(jobs, launcher)
     store = master.get("store")
-    return Plan(inv.multirun, root, jobs, launcher, Path(os.path.abspath(store)) if store is not None else None)
+    store_path = Path(os.path.abspath(store)) if store is not None else None
+    return Plan(inv.multirun, root, jobs, launcher, size, hooks, store_path)
 
 
 def check_session_keys(job_overrides: list[list[str]]) -> None:

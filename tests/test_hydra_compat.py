@@ -44,6 +44,26 @@ def test_expand_sweep_equals_basic_sweeper(specs):
     assert hydra_compat.expand_sweep(parse(specs)) == want
 
 
+@pytest.mark.parametrize("specs", [*SWEEPS, ["a=range(10,0,-3)", "b=range(0,1,0.25)"], ["a=range(-5,5)", "b=2"]])
+def test_a_sweep_space_indexes_the_basic_sweepers_order(specs):
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    if any("glob" in s for s in specs):
+        pytest.skip("glob needs a config loader: covered through the CLI (deepbench preset)")
+    want = [job for batch in BasicSweeper.split_arguments(parse(specs), None) for job in batch]
+    space = hydra_compat.SweepSpace(parse(specs))
+    assert space.size == len(want) and [space[i] for i in range(space.size)] == want and space[-1] == want[-1]
+
+
+def test_a_sweep_space_is_sized_without_expanding():
+    space = hydra_compat.SweepSpace(parse(["a=range(0,10000000000000000000000)", "b=x,y", "c=range(0,1e15,0.5)"]), 10)
+    assert space.size == 10**22 * 2 * 2 * 10**15  # a list of these would not fit in any memory
+    with pytest.raises(IndexError):  # the float range above the bound was never expanded
+        space[0]
+    space = hydra_compat.SweepSpace(parse(["a=range(0,10000000000000000000000)", "b=x,y"]))
+    assert space[0] == ["a=0", "b=x"] and space[-1] == ["a=9999999999999999999999", "b=y"]
+
+
 @pytest.mark.parametrize(
     "spec, says",
     [

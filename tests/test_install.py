@@ -36,12 +36,12 @@ def wheel(tmp_path_factory) -> Path:
 
 
 def source_files() -> set[str]:
-    """What the wheel must hold: every module of the packages and every config, as installed paths."""
+    """What the wheel must hold: every file of the packages (modules and their data) and every config."""
     modules = {
         p.relative_to(ROOT).as_posix()
         for top in ("rnnexp", "hydra_plugins")
-        for p in (ROOT / top).rglob("*.py")
-        if "__pycache__" not in p.parts and not p.relative_to(ROOT).as_posix().startswith("rnnexp/conf/")
+        for p in (ROOT / top).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.relative_to(ROOT).parts[:2] != ("rnnexp", "conf")
     }
     configs = {f"rnnexp/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
     return modules | configs
@@ -50,7 +50,7 @@ def source_files() -> set[str]:
 def test_wheel_holds_every_module_and_config(wheel):
     names = {n for n in zipfile.ZipFile(wheel).namelist() if ".dist-info/" not in n}
     expected = source_files()
-    assert {"rnnexp/review/report.py", "rnnexp/conf/config.yaml"} <= expected  # the check itself sees the tree
+    assert {"rnnexp/review/report.py", "rnnexp/review/page.js", "rnnexp/conf/config.yaml"} <= expected
     assert expected - names == set(), "left out of the wheel"
     assert names - expected == set(), "in the wheel but not in the source tree"
 

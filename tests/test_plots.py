@@ -30,7 +30,7 @@ def figures(monkeypatch):
         lines = [[(list(ln.get_xdata()), list(ln.get_ydata())) for ln in ax.lines if not ln.get_label().startswith("_")]
                  for ax in axes]  # fmt: skip
         seen[name] = {"drawn": drawn, "legend": legends, "styles": styles_drawn, "panels": len(axes), "path": path,
-                      "lines": lines}  # fmt: skip
+                      "lines": lines, "title": title}  # fmt: skip
         return path
 
     monkeypatch.setattr(draw, "finish", spy)
@@ -117,7 +117,7 @@ def test_shared_layers_merge_and_panels_follow_layer_and_direction(tmp_path, fig
     assert_png(plots.state_norm(res, tmp_path))
     fig = figures["state_norm.png"]
     assert fig["panels"] == 4
-    assert fig["drawn"][0] == ["every configuration"]  # layer 0 forward: four jobs, one line
+    assert fig["drawn"][0] == ["all 4 runs in this panel"]  # layer 0 forward: four jobs, one line
     for drawn in fig["drawn"]:
         assert len(drawn) == len(set(drawn))
     assert set(itertools.chain(*fig["drawn"])) == set(fig["legend"])
@@ -195,3 +195,147 @@ def test_state_norm_averages_seeds_and_thins_a_key_past_eight_lines(tmp_path, fi
     # the mean over the three seeds is what is drawn: gain * (1 + 1) at timestep 0 for init_gain 0.5
     x, y = fig["lines"][0][0]
     assert x[0] == 0 and y[0] == pytest.approx(0.5 * 2)
+
+
+def tick_labels(ax, axis: str) -> list:
+    """The tick labels drawn inside the axis's range: what a reader sees."""
+    which = ax.xaxis if axis == "x" else ax.yaxis
+    low, high = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
+    return [t for t in which.get_ticklabels() if t.get_text() and low <= t.get_position()[axis == "y"] <= high]
+
+
+def assert_legible(path) -> None:
+    """Every panel of every figure drawn so far: numeric axes with at most MAX_TICKS labels that never touch."""
+    figure = draw.plt.figure(figsize=(1, 1))  # a renderer to measure text with
+    renderer = figure.canvas.get_renderer()
+    draw.plt.close(figure)
+    for ax in LEGIBLE[path]:
+        for axis in ("x", "y"):
+            labels = tick_labels(ax, axis)
+            assert len(labels) <= draw.MAX_TICKS, (path, axis, [t.get_text() for t in labels])
+            boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0 if axis == "x" else b.y0)
+            for a, b in itertools.pairwise(boxes):
+                assert not a.overlaps(b), (path, axis, [t.get_text() for t in labels])
+
+
+LEGIBLE: dict = {}
+
+
+@pytest.fixture
+def legible(monkeypatch):
+    """Keep each saved figure's axes for assert_legible."""
+    original = draw.finish
+
+    def keep(fig, axes, styles, out, name, title, per_panel=False):
+        path = original(fig, axes, styles, out, name, title, per_panel)
+        LEGIBLE[path] = list(axes)
+        return path
+
+    monkeypatch.setattr(draw, "finish", keep)
+    LEGIBLE.clear()
+    return LEGIBLE
+
+
+def size_rows(sizes, cells=("rnn",), backends=("numpy", "torch")) -> list[dict]:
+    rows = []
+    for num, (cell, backend, h) in enumerate(itertools.product(cells, backends, sizes)):
+        t = 0.05 + h * h / 2e5 * (1 if backend == "numpy" else 0.6)
+        rows.append({"cell": cell, "backend": backend, "hidden_size": h, "input_size": h, "time_median_ms": t,
+                     "time_iqr_ms": t / 10, "gflops": h * h * 8e-6 / t, "status": "ok", "job_num": num})  # fmt: skip
+    return rows
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "sizes, cells",
+    [(range(4, 1204, 4), ("rnn",)), (range(4, 4 + 4 * 167, 4), ("rnn", "lstm", "gru")), ((8, 64, 256), ("rnn",)),
+     (range(100, 160, 5), ("rnn",))],  # 300 sizes; 1,002 rows; three sizes; twelve sizes under 10x (linear)
+)  # fmt: skip
+def test_size_axes_stay_legible_at_any_number_of_sizes(tmp_path, legible, sizes, cells):
+    rows = size_rows(sizes, cells)
+    for made in (plots.time_vs_size, plots.gflops_vs_size):
+        path = made(table(rows), tmp_path)
+        assert_png(path)
+        assert_legible(path)
+        ax = legible[path][0]
+        assert ax.get_xscale() == ("log" if max(sizes) / min(sizes) > 10 else "linear")
+        labels = [t.get_text() for t in tick_labels(ax, "x")]
+        assert all(float(v) for v in labels)  # plain numbers, not categories or 10^x
+        if len(sizes) <= draw.MAX_TICKS:
+            assert [float(v) for v in labels] == [float(s) for s in sizes]  # few sizes: each one run
+
+
+@pytest.mark.slow
+def test_many_structures_become_panels_of_legible_categories(tmp_path, legible):
+    rows = []
+    for num, (backend, layers, bidir, dtype, init) in enumerate(itertools.product(
+            ("numpy", "torch"), (1, 2, 3, 4), (False, True), ("float32", "float64"),
+            ("torch_default", "orthogonal", "normal", "xavier_uniform", "uniform01"))):  # fmt: skip
+        rows.append({"cell": "rnn", "backend": backend, "layers": layers, "bidirectional": bidir, "dtype": dtype,
+                     "init": init, "time_median_ms": 0.1 * layers, "time_iqr_ms": 0.01, "status": "ok",
+                     "job_num": num})  # fmt: skip
+    path = plots.time_by_structure(table(rows), tmp_path)
+    assert_png(path)
+    assert_legible(path)
+    assert 1 < len(legible[path]) <= draw.MAX_PANELS
+    assert all(len(ax.get_xticklabels()) <= plots.MAX_CATEGORIES for ax in legible[path])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_non_finite_values_never_crash_a_plot(tmp_path, figures, bad):
+    rows, steps = [], []
+    for num, (gain, h) in enumerate(itertools.product((0.5, 1.0, 2.0), (8, 16, 32))):
+        rows.append({"cell": "rnn", "backend": "numpy", "init_gain": gain, "hidden_size": h, "input_size": h,
+                     "time_median_ms": 0.1 * h, "time_iqr_ms": 0.01, "gflops": 1.0 * h, "lyap_max": np.log(gain),
+                     "h_saturation_frac": gain / 4, "status": "ok", "job_num": num})  # fmt: skip
+        steps += [{"job_num": num, "layer": 0, "direction": "forward", "timestep": t, "h_norm": gain**t,
+                   "grad_log_norm": -t * gain} for t in range(5)]  # fmt: skip
+    steps_df = pd.DataFrame(steps)
+    steps_df.loc[3, "h_norm"] = bad
+    for row, column in enumerate(["time_median_ms", "gflops", "h_saturation_frac", "lyap_max"]):
+        rows[2 * row + 1][column] = bad  # a different row each: every plot keeps some points
+    res = Results(tmp_path, table(rows), {schema.STEPS: schema.coerce(steps_df, schema.STEPS)})
+    made = {p.name for p in plots.make_all(res, tmp_path, "numpy")}
+    assert {"time_vs_size.png", "gflops_vs_size.png", "saturation_vs_init.png", "state_norm.png"} <= made
+    if bad == bad:  # nan is a missing value; an inf is left out with a note
+        assert all("non-finite" in figures[f]["title"] for f in ("time_vs_size.png", "state_norm.png"))
+    for fig in figures.values():
+        for lines in fig["lines"]:
+            for _, ys in lines:
+                assert np.isfinite(np.asarray(ys, float)[~np.isnan(np.asarray(ys, float))]).all()
+
+
+def test_several_sweeps_are_one_series_each_on_shared_axes(tmp_path, figures):
+    a = [r | {"source": "before", "git_commit": "1111111aaaa"} for r in size_rows((8, 16, 32), ("rnn", "lstm"))]
+    b = [r | {"source": "after", "git_commit": "2222222bbbb", "job_num": r["job_num"]}
+         for r in size_rows((8, 16, 32), ("rnn", "lstm"))]  # fmt: skip
+    made = plots.make_all(Results(tmp_path, table(a + b)), tmp_path)
+    assert made
+    fig = figures["time_vs_size.png"]
+    assert fig["panels"] == 4  # cell x backend
+    sweeps = ["before (1111111aa)", "after (2222222bb)"]
+    assert all(drawn == sweeps for drawn in fig["drawn"]) and fig["legend"] == sweeps
+
+
+def test_state_norm_over_several_sweeps(tmp_path, figures):
+    rows = [r | {"job_num": i} for i, r in enumerate(size_rows((8, 16), ("rnn", "lstm"), ("numpy",)))]
+    steps = schema.coerce(steps_for(rows), schema.STEPS)
+    a, b = (table(rows).assign(source=s) for s in ("before", "after"))
+    sides = {schema.STEPS: pd.concat([steps.assign(source="before"), steps.assign(source="after")])}
+    assert_png(plots.state_norm(Results(tmp_path, pd.concat([a, b], ignore_index=True), sides), tmp_path))
+    drawn = figures["state_norm.png"]["drawn"]
+    labels = list(itertools.chain(*drawn))
+    assert len(labels) == 4 and not any("before" in s or "after" in s for s in labels)  # both sweeps, one line each
+
+
+def test_a_line_standing_for_a_panels_subset_never_says_every_configuration(tmp_path, figures):
+    rows = [{"cell": "rnn", "backend": backend, "hidden_size": 8, "layers": layers, "status": "ok", "job_num": num}
+            for num, (layers, backend) in enumerate(itertools.product((1, 2), ("numpy", "torch")))]  # fmt: skip
+    steps = [{"job_num": r["job_num"], "layer": layer, "direction": "forward", "timestep": t, "h_norm": 1.0 + t * layer}
+             for r in rows for layer in range(r["layers"]) for t in range(4)]  # fmt: skip
+    res = Results(tmp_path, table(rows), {schema.STEPS: schema.coerce(pd.DataFrame(steps), schema.STEPS)})
+    assert_png(plots.state_norm(res, tmp_path))
+    drawn = figures["state_norm.png"]["drawn"]
+    assert drawn == [["all 4 runs in this panel"], ["all 2 runs in this panel"]]  # layer 1: the two-layer jobs only
+    assert "every configuration" not in figures["state_norm.png"]["legend"]

@@ -314,8 +314,9 @@ def test_a_stale_lock_and_temp_files_of_a_killed_run_are_taken_over(tmp_path):
     wait_for((sweep, "*/results.csv"), 1)
     proc.kill()
     proc.wait()
-    (sweep / "0" / ".steps.csv.12345.tmp").write_text("half a tab")  # what a kill mid-write leaves
+    (sweep / "0" / ".steps.csv.12345.rnnexp.tmp").write_text("half a tab")  # what a kill mid-write leaves
     theirs = [sweep / ".notes.tmp", sweep / "mine" / ".draft.99.tmp"]  # not rnnexp's names or dirs: kept
+    theirs += [sweep / "0" / ".notes.123.tmp", sweep / ".steps.csv.1.tmp"]  # a temp's shape, not rnnexp's mark
     theirs[1].parent.mkdir()
     for path in theirs:
         path.write_text("a user's file")

@@ -20,10 +20,12 @@ import pandas as pd  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 
 from rnnexp.fileio import write_atomic  # noqa: E402
+from rnnexp.review.axes import MAX_TICKS, wants_log  # noqa: E402
 from rnnexp.review.keys import text  # noqa: E402
 
 MAX_SERIES = 8  # per panel: beyond this, colours and markers stop being told apart at a glance
 MAX_PANELS = 16
+DENSE = 30  # points per line past which markers and error bars give way to a line and a band
 DPI = 110
 COLORS = plt.get_cmap("tab10").colors
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -94,7 +96,9 @@ def panels(n: int, width: float = 5.0, height: float = 3.8, across: int = 3):
     """A figure with ``n`` axes in a grid (at most ``across`` wide), sharing nothing; the axes as a flat list."""
     cols = min(n, across)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 2.5, height * rows), squeeze=False)
+    # constrained layout makes room for the suptitle however tall the figure (tight_layout overlaps it)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 2.5, height * rows), squeeze=False,
+                             layout="constrained")  # fmt: skip
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -126,7 +130,7 @@ def plain(value: float, _pos=None) -> str:
 def log_axis(ax, axis: str, values) -> None:
     """A log axis labelled in plain numbers across the data's whole range (never one label per decade)."""
     values = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce").dropna(), dtype=float)
-    values = values[values > 0]
+    values = values[np.isfinite(values) & (values > 0)]
     if not len(values):
         return
     low, high = values.min(), values.max()
@@ -141,15 +145,52 @@ def log_axis(ax, axis: str, values) -> None:
     which.set_minor_formatter(NullFormatter())
 
 
+def linear_axis(ax, axis: str) -> None:
+    """A linear axis with at most MAX_TICKS round tick labels."""
+    which = ax.xaxis if axis == "x" else ax.yaxis
+    which.set_major_locator(MaxNLocator(nbins=MAX_TICKS - 2, steps=[1, 2, 2.5, 5, 10]))
+    which.set_major_formatter(FuncFormatter(plain))
+
+
+def value_axis(ax, axis: str, values) -> None:
+    """Log when the values span more than LOG_SPAN times (small ones would vanish on a linear axis), else linear."""
+    if wants_log(values):
+        log_axis(ax, axis, values)
+    else:
+        linear_axis(ax, axis)
+
+
 def size_ticks(ax, values) -> None:
-    """A log x axis labelled with exactly the sizes that were run (8, 64, 256)."""
-    sizes = sorted({float(v) for v in pd.Series(values).dropna()})
-    ax.set_xscale("log")
-    if len(sizes) > 1:
+    """An x axis of sizes: few sizes are each labelled (8, 64, 256); many get round ticks, never one per size.
+    Log when the sizes span more than LOG_SPAN times."""
+    sizes = sorted({float(v) for v in pd.to_numeric(pd.Series(values), errors="coerce").dropna()})
+    sizes = [v for v in sizes if math.isfinite(v)]
+    if len(sizes) > MAX_TICKS or len(sizes) < 2:
+        value_axis(ax, "x", sizes)
+        return
+    log = wants_log(sizes)
+    if log:
+        ax.set_xscale("log")
         ax.set_xlim(sizes[0] / 1.3, sizes[-1] * 1.3)
+    else:
+        pad = 0.05 * (sizes[-1] - sizes[0])
+        ax.set_xlim(sizes[0] - pad, sizes[-1] + pad)
     ax.xaxis.set_major_locator(FixedLocator(sizes))
     ax.xaxis.set_major_formatter(FuncFormatter(plain))
     ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if sum(len(plain(v)) for v in sizes) > 40:  # long labels side by side would touch: tilt them
+        ax.tick_params(axis="x", labelrotation=45)
+
+
+def line_with_spread(ax, xs, ys, yerr, label: str, style: dict) -> bool:
+    """A series, with error bars when it has few points; whether they were drawn. Bars (or bands) on hundreds
+    of noisy points bury the lines under each other, so a dense series is its line alone."""
+    if len(xs) <= DENSE:
+        ax.errorbar(xs, ys, yerr=yerr, capsize=3, label=label, **style)
+        return yerr is not None
+    ax.plot(xs, ys, label=label, markersize=2.5, markevery=max(1, len(xs) // DENSE), **style)
+    return False
 
 
 def finish(fig, axes, styles: Styles, out: Path, name: str, title: str, per_panel: bool = False) -> Path:
@@ -165,7 +206,6 @@ def finish(fig, axes, styles: Styles, out: Path, name: str, title: str, per_pane
     if len(drawn) > 1 and not per_panel:
         fig.legend(list(drawn.values()), list(drawn), loc="upper left", bbox_to_anchor=(1.0, 0.95), fontsize="small")
     fig.suptitle(title)
-    fig.tight_layout()
     try:  # bbox_inches="tight" grows the canvas to hold the outside legend; atomic: no half-drawn file
         return write_atomic(
             out / name, lambda fh: fig.savefig(fh, format="png", dpi=DPI, bbox_inches="tight"), binary=True

@@ -18,17 +18,13 @@ import pandas as pd
 
 from rnnexp import schema
 from rnnexp.review import draw
+from rnnexp.review.axes import SIZES, UNITS, finite, ok_rows, source_labels, wants_log, x_of
+from rnnexp.review.axes import determined as _determined
 from rnnexp.review.inputs import Results, join_keys
-from rnnexp.review.keys import minimal_keys, order_rows, varying
+from rnnexp.review.keys import SOURCE, minimal_keys, order_rows, varying
 
-SIZES = ("hidden_size", "batch_size", "timesteps", "input_size")
-UNITS = {"hidden_size": "units", "input_size": "features", "batch_size": "sequences", "timesteps": "steps"}
 PHASES = {"fwd_time_median_ms": "forward", "bwd_data_time_median_ms": "backward (data)",
           "bwd_weights_time_median_ms": "backward (weights)"}  # fmt: skip
-
-
-def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df[(df["status"] == "ok").fillna(False).astype(bool)]
 
 
 def reference_rows(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
@@ -41,6 +37,15 @@ def reference_rows(df: pd.DataFrame, reference: str | None) -> pd.DataFrame:
 def _series_keys(df: pd.DataFrame, skip: set[str]) -> list[str]:
     keys = [k for k in varying(df) if k not in skip]
     return [*(["backend"] if "backend" in keys else []), *(k for k in keys if k != "backend")]
+
+
+def _by_sweep(df: pd.DataFrame, series: list[str]) -> list[str]:
+    """Several sweeps: the keys to panel by so that each panel's series are the sweeps alone, on shared axes
+    (none when that would take more than MAX_PANELS panels, or when one sweep is reviewed)."""
+    others = [k for k in series if k != SOURCE]
+    if SOURCE not in series or not others or len(df[others].drop_duplicates()) > draw.MAX_PANELS:
+        return []
+    return others
 
 
 def _facet_groups(df: pd.DataFrame, facets: list[str]):
@@ -59,12 +64,6 @@ def _context(df: pd.DataFrame, shown: set[str]) -> str:
     return ", ".join(f"{k}={df[k].iloc[0]}" for k in fixed)
 
 
-def _determined(df: pd.DataFrame, by: list[str], key: str) -> bool:
-    if not by:
-        return df[key].nunique(dropna=False) <= 1
-    return bool((df.groupby(by, dropna=False)[key].nunique(dropna=False) <= 1).all())
-
-
 def drop_determined(df: pd.DataFrame, keys: list[str]) -> list[str]:
     """Keys less those fixed by the others (nonlinearity=relu by cell=rnn in DeepBench): no label repeats itself."""
     keep = list(keys)
@@ -74,31 +73,24 @@ def drop_determined(df: pd.DataFrame, keys: list[str]) -> list[str]:
     return keep
 
 
-def _x_of(ok: pd.DataFrame) -> str | None:
-    sizes = [s for s in SIZES if ok[s].nunique() > 1]
-    for s in sizes:  # one size that fixes the rest (input_size = hidden_size in backend_shootout)
-        if all(_determined(ok, [s], other) for other in sizes):
-            return s
-    if sizes and ok["flops"].notna().all():
-        return "flops"  # several sizes vary together (DeepBench's kernels): the work orders them
-    return None
-
-
 def by_size(df: pd.DataFrame, value: str, ylabel: str, title: str, out: Path, name: str) -> Path | None:
     """``value`` against the size that varies; one style per backend and other varying key; panels when many."""
     ok = ok_rows(df)
     if ok.empty or ok[value].isna().all():
         return None
-    x = _x_of(ok)
+    x = x_of(ok)
     if x is None:
+        return None
+    ok, dropped = finite(ok, [value, x], log=wants_log(ok[value]))  # an inf or nan time has no place on an axis
+    if ok.empty:
         return None
     skip = {x, *SIZES} if x == "flops" else {x, *(s for s in SIZES if _determined(ok, [x], s))}
     series = drop_determined(ok, _series_keys(ok, skip))
-    facets = draw.choose_facets(ok, series)
+    facets = _by_sweep(ok, series) or draw.choose_facets(ok, series)
     series = [k for k in series if k not in facets]
     groups = _facet_groups(order_rows(ok, first=df), facets)
     fig, axes = draw.panels(len(groups))
-    styles = draw.Styles()
+    styles, bars = draw.Styles(), False
     for ax, (facet, g) in zip(axes, groups, strict=True):
         for _, s in g.groupby(series, sort=False, dropna=False) if series else [((), g)]:
             line = s.groupby(x)[value].median().dropna().sort_index()
@@ -109,17 +101,19 @@ def by_size(df: pd.DataFrame, value: str, ylabel: str, title: str, out: Path, na
             if value == "time_median_ms":
                 yerr = s.groupby(x)["time_iqr_ms"].median().reindex(line.index).to_numpy(dtype=float) / 2
             xs = line.index.to_numpy(dtype=float) / (1e9 if x == "flops" else 1)
-            ax.errorbar(xs, line.to_numpy(dtype=float), yerr=yerr, capsize=3, label=label, **styles(label))
+            bars |= draw.line_with_spread(ax, xs, line.to_numpy(dtype=float), yerr, label, styles(label))
         ax.set_title(facet, fontsize="medium")
         if x == "flops":
-            draw.log_axis(ax, "x", ok[x].to_numpy(dtype=float) / 1e9)
+            draw.value_axis(ax, "x", ok[x].to_numpy(dtype=float) / 1e9)
             ax.set_xlabel("modelled work per forward (GFLOP)")
         else:
             draw.size_ticks(ax, ok[x])
             ax.set_xlabel(f"{x} ({UNITS.get(x, 'count')})")
-        draw.log_axis(ax, "y", _with_spread(ok, value))
+        draw.value_axis(ax, "y", _with_spread(ok, value) if bars else ok[value])
         ax.set_ylabel(ylabel)
-    context = _context(ok, {x, *series, *facets})
+    context = "; ".join(filter(None, [_context(ok, {x, *series, *facets}), dropped]))
+    if bars:
+        title = title.replace("(median)", "(median; bars: IQR)")
     return draw.finish(fig, axes, styles, out, name, title + (f"\n{context}" if context else ""))
 
 
@@ -133,7 +127,7 @@ def _with_spread(df: pd.DataFrame, value: str) -> np.ndarray:
 
 
 def time_vs_size(df: pd.DataFrame, out: Path) -> Path | None:
-    title = "Time per call against size (median; bars: IQR)"
+    title = "Time per call against size (median)"
     return by_size(df, "time_median_ms", "median time per call (ms)", title, out, "time_vs_size.png")
 
 
@@ -157,17 +151,35 @@ def category(row, keys: list[str]) -> str:
     return "\n".join(words) or "all"
 
 
+MAX_CATEGORIES = 12  # category labels per panel: past this they no longer sit side by side
+
+
+def _most_categories(df: pd.DataFrame, facets: list[str], cats: list[str]) -> int:
+    groups = df.groupby(facets, dropna=False) if facets else [(None, df)]
+    return max(len(g[cats].drop_duplicates()) for _, g in groups)
+
+
 def time_by_structure(df: pd.DataFrame, out: Path) -> Path | None:
     """A categorical chart when no size varies: time per structure (layers, direction, dtype, ...) per backend."""
     ok = ok_rows(df)
-    if ok.empty or ok["time_median_ms"].isna().all() or _x_of(ok) is not None:
+    if ok.empty or ok["time_median_ms"].isna().all() or x_of(ok) is not None:
+        return None
+    ok, dropped = finite(ok, ["time_median_ms"], log=wants_log(ok["time_median_ms"]))
+    if ok.empty:
         return None
     keys = varying(ok)
     if not keys:
         return None
     series = ["backend"] if "backend" in keys else keys[:1]
     facets = ["cell"] if "cell" in keys and "cell" not in series and len(keys) > 2 else []
+    if SOURCE in keys:  # several sweeps: one series each, panels by cell and backend
+        series, facets = [SOURCE], [k for k in ("cell", "backend") if k in keys]
     cats = [k for k in keys if k not in series and k not in facets]
+    # more categories than labels fit side by side: panels by the slowest-varying key, as the sweep nests them
+    while len(cats) > 1 and _most_categories(ok, facets, cats) > MAX_CATEGORIES:
+        if len(ok[[*facets, cats[0]]].drop_duplicates()) > draw.MAX_PANELS:
+            break
+        facets, cats = [*facets, cats[0]], cats[1:]
     ordered = order_rows(ok, first=df)
     groups = _facet_groups(ordered, facets)
     categories = ordered[cats].drop_duplicates() if cats else pd.DataFrame(index=[0])
@@ -190,10 +202,10 @@ def time_by_structure(df: pd.DataFrame, out: Path) -> Path | None:
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, fontsize="small")
         ax.set_xlim(-0.6, len(names) - 0.4)
-        draw.log_axis(ax, "y", _with_spread(ok, "time_median_ms"))
+        draw.value_axis(ax, "y", _with_spread(ok, "time_median_ms"))
         ax.set_ylabel("median time per call (ms)")
         ax.set_title(facet, fontsize="medium")
-    context = _context(ok, {*keys})
+    context = "; ".join(filter(None, [_context(ok, {*keys}), dropped]))
     title = "Time per call by structure (median; bars: IQR)" + (f"\n{context}" if context else "")
     return draw.finish(fig, axes, styles, out, "time_by_structure.png", title)
 
@@ -201,12 +213,12 @@ def time_by_structure(df: pd.DataFrame, out: Path) -> Path | None:
 def saturation_vs_init(df: pd.DataFrame, out: Path, reference: str | None) -> Path | None:
     """Saturated share of hidden values against init_gain, one style per init (panels by width when many)."""
     ok = reference_rows(ok_rows(df), reference)
-    ok = ok[ok["h_saturation_frac"].notna()]
+    ok, dropped = finite(ok[ok["h_saturation_frac"].notna()], ["h_saturation_frac", "init_gain"])
     if ok.empty or not (ok["init"].nunique() > 1 or ok["init_gain"].nunique() > 1):
         return None
     series = _series_keys(ok, {"init_gain", "backend", "seed"})
-    series = [k for k in series if k in minimal_keys(ok, series, ["h_saturation_frac"]) or k == "init"]
-    facets = draw.choose_facets(ok, series, preferred=("hidden_size", "cell"))
+    series = [k for k in series if k in minimal_keys(ok, series, ["h_saturation_frac"]) or k in ("init", SOURCE)]
+    facets = _by_sweep(ok, series) or draw.choose_facets(ok, series, preferred=("hidden_size", "cell"))
     series = [k for k in series if k not in facets]
     groups = _facet_groups(order_rows(ok, first=df), facets)
     fig, axes = draw.panels(len(groups))
@@ -222,7 +234,7 @@ def saturation_vs_init(df: pd.DataFrame, out: Path, reference: str | None) -> Pa
             draw.size_ticks(ax, ok["init_gain"])
         ax.set(xlabel="init_gain (multiplier of the init's scale)", ylabel="share of |h| > 0.99", ylim=(-0.03, 1.03))
         ax.set_title(facet, fontsize="medium")
-    context = _context(ok, {*series, *facets, "init_gain"})
+    context = "; ".join(filter(None, [_context(ok, {*series, *facets, "init_gain"}), dropped]))
     title = "Hidden-state saturation against initialisation" + (f"\n{context}" if context else "")
     return draw.finish(fig, axes, styles, out, "saturation_vs_init.png", title)
 
@@ -243,7 +255,14 @@ def merged_label(group: pd.DataFrame, keys: list[str], panel: pd.DataFrame) -> s
             continue
         values = "/".join(draw.text(v) for v in mine)
         parts.append(values if k in ("cell", "backend", "source") else f"{k}={values}")
-    return ", ".join(parts) or "every configuration"
+    if parts:
+        return ", ".join(parts)
+    # no key tells this line apart: say how many of the panel's runs it stands for, never "every configuration",
+    # which a panel showing a subset (one layer, one cell, a thinned range) would make untrue
+    n, of = len(group), len(panel)
+    if of == 1:
+        return "this panel's one run"
+    return f"all {of} runs in this panel" if n == of else f"{n} of the {of} runs in this panel"
 
 
 def state_norm(res: Results, out: Path) -> Path | None:
@@ -258,7 +277,8 @@ def state_norm(res: Results, out: Path) -> Path | None:
     join = join_keys(df, steps)
     keys = [k for k in varying(df) if k != "backend"]
     keys = drop_determined(df, keys) if keys else keys  # input_size = hidden_size, relu by rnn: named once
-    data = steps[steps["h_norm"].notna()].merge(df[[*join, *dict.fromkeys(keys)]].drop_duplicates(join), on=join)
+    steps, dropped = finite(steps[steps["h_norm"].notna()], ["h_norm"])
+    data = steps.merge(df[list(dict.fromkeys([*join, *keys]))].drop_duplicates(join), on=join)  # source: in both
     parts = [c for c in ("layer", "direction") if data[c].nunique() > 1]
     data, keys, join, averaged = _mean_over_seeds(data, join, keys)
     # panels by a category (cell, backend); a numeric key (a gain, a size) is thinned instead, below
@@ -284,9 +304,10 @@ def state_norm(res: Results, out: Path) -> Path | None:
         positive = values[values > 0]
         if len(positive) and positive.max() / positive.min() > 100:  # exploding or vanishing: only log shows both
             draw.log_axis(ax, "y", positive)
+        ax.xaxis.set_major_locator(draw.MaxNLocator(nbins=draw.MAX_TICKS - 2, integer=True))  # whole steps
         ax.set(xlabel="timestep", ylabel="||h_t|| (mean L2 norm over the batch)")
         ax.set_title(facet.replace("layer=", "layer ").replace("direction=", ""), fontsize="medium")
-    context = "; ".join(filter(None, [averaged, thinned, _context(df, {*keys, *facets, *varying(df)})]))
+    context = "; ".join(filter(None, [averaged, thinned, _context(df, {*keys, *facets, *varying(df)}), dropped]))
     title = "Hidden-state norm over time (float64 reference; each distinct trajectory drawn once)"
     return draw.finish(fig, axes, styles, out, "state_norm.png", title + (f"\n{context}" if context else ""),
                        per_panel=True)  # fmt: skip
@@ -326,6 +347,7 @@ def dynamics(res: Results, out: Path, reference: str | None) -> Path | None:
     style per cell; below, grad_log_norm against the distance to the end, a panel per cell, a few gains each
     in one colour scale (a gain reads the same in every panel)."""
     df = reference_rows(ok_rows(res.table), reference)
+    df = df.assign(**{c: df[c].where(np.isfinite(df[c].astype(float))) for c in ("lyap_max", "h_saturation_frac")})
     gains_vary = df["init_gain"].nunique() > 1
     has_lyap = df["lyap_max"].notna().any() and gains_vary
     has_sat = df["h_saturation_frac"].notna().any() and gains_vary and has_lyap
@@ -384,7 +406,7 @@ def _grad_lines(df: pd.DataFrame, steps: pd.DataFrame | None) -> pd.DataFrame | 
     if steps is None or "grad_log_norm" not in steps or steps["grad_log_norm"].isna().all():
         return None
     join = join_keys(df, steps)
-    top = steps[(steps["grad_log_norm"].notna()) & (steps["direction"].fillna("forward") == "forward")]
+    top = steps[np.isfinite(steps["grad_log_norm"].astype(float)) & (steps["direction"].fillna("forward") == "forward")]
     top = top[top["layer"] == top["layer"].max()]
     keys = [k for k in dict.fromkeys([*join, *varying(df), "init_gain", "timesteps"]) if k in df]
     data = top.merge(df[keys], on=join)
@@ -415,6 +437,10 @@ def training_phases(df: pd.DataFrame, out: Path) -> Path | None:
     cols = [c for c in PHASES if ok[c].notna().any()]
     if ok.empty or not cols:
         return None
+    ok, dropped = finite(ok, ["time_median_ms"])
+    ok = ok.assign(**{c: ok[c].where(np.isfinite(ok[c].astype(float))) for c in cols})
+    if ok.empty:
+        return None
     keys = [k for k in varying(ok) if k != "backend"]
     facets = keys if len(ok[keys].drop_duplicates()) <= draw.MAX_PANELS else draw.choose_facets(ok, keys)
     groups = _facet_groups(order_rows(ok, first=df), facets)
@@ -437,13 +463,23 @@ def training_phases(df: pd.DataFrame, out: Path) -> Path | None:
         ax.set(ylabel="median time per step (ms)", title=facet)
     title = (
         "Training step by phase (median)\nthe phases overlap (each backward phase includes the recurrent "
-        "adjoint), so the bars stand taller than the measured step"
+        "adjoint), so the bars stand taller than the measured step" + (f"; {dropped}" if dropped else "")
     )
     return draw.finish(fig, axes, styles, out, "training_phases.png", title)
 
 
+def labelled(res: Results) -> Results:
+    """Several sweeps: each named in legends by its name, with its commit when the sweeps' commits differ."""
+    labels = source_labels(res.table)
+    if not labels or all(k == v for k, v in labels.items()):
+        return res
+    sides = {n: t.assign(**{SOURCE: t[SOURCE].map(labels)}) if SOURCE in t else t for n, t in res.sides.items()}
+    return Results(res.path, res.table.assign(**{SOURCE: res.table[SOURCE].map(labels)}), sides, res.env)
+
+
 def make_all(res: Results, out: Path, reference: str | None = None) -> list[Path]:
     """Every plot the data supports, written under ``out``; their paths."""
+    res = labelled(res)
     df = res.table
     made = [
         time_vs_size(df, out),

@@ -324,10 +324,14 @@ def main(argv: list[str] | None = None) -> int:
             pngs = plots.make_all(drawable, folder, reference)
             pngs += history_plots(res.table, folder)
         path = write_markdown(tables, pngs, args.paths, folder, warned)
+        from rnnexp.review import html  # plotly only when writing the page
+
+        page = html.write(res, args.paths, folder, pngs, plots=not args.no_plots)
     except OSError as exc:  # a full disk: every file is written whole or not at all (fileio.write_atomic)
-        return _error(f"cannot write the report in {folder}: {exc.strerror or exc}; report.md was not written "
-                      "(any plot written before is whole)", 1)  # fmt: skip
+        return _error(f"cannot write the report in {folder}: {exc.strerror or exc}; report.md and report.html "
+                      "are whole or not written", 1)  # fmt: skip
     out.say(f"\nreport: {terminal_text(path)}" + "".join(f"\nplot: {terminal_text(p)}" for p in pngs))
+    out.say(f"page: {terminal_text(page)}")
     out.close()
     return out.exit_code(PROG)
 
