@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # imported where used: `rnnexp report` and `compare` never lo
     from rnnexp import manifest, plan
 
 PROG = "rnnexp"
-SUBCOMMANDS = {"report": "rnnexp.review.report", "compare": "rnnexp.review.compare"}
+SUBCOMMANDS = {"report": "rnnexp.review.report", "compare": "rnnexp.review.compare", "history": "rnnexp.review.history"}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 # A file that cannot be written for want of room or permission: the disk's state, said in one line.
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
@@ -332,6 +332,7 @@ def execute(p: plan.Plan, argv: list[str], resuming: bool, guard: SignalGuard | 
     if guard is None:  # called on its own (not through run): the signals are this call's to handle
         with guarded_signals() as own:
             return execute(p, argv, resuming, own)
+    store = check_store(p.store)
     root = make_dir(p.root)
     command = " ".join([PROG, *(shlex.quote(a) for a in (["resume", str(root)] if resuming else argv))])
     with holding(root, command):
@@ -339,7 +340,7 @@ def execute(p: plan.Plan, argv: list[str], resuming: bool, guard: SignalGuard | 
         if resuming:  # the dir is this sweep's: what its killed writers left half-written goes
             remove_stale_temps(root, recorded)
         code, stopped = _run_jobs(p, argv, root, guard)
-        status, last_line = finish(recorded, root, code, stopped)
+        status, last_line = finish(recorded, root, code, stopped, store)
     if guard.caught:  # asked to stop while the table was written: it was finished first
         status = code or 128 + guard.caught[0]
         names = " and ".join(dict.fromkeys(signal.Signals(n).name for n in guard.caught))
@@ -563,8 +564,10 @@ def _hydra_only(argv: list[str]) -> int:
 # --------------------------------------------------------------------------- the end of a run or sweep
 
 
-def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str) -> tuple[int, Callable[[], None] | None]:
-    """Gather the table by the manifest, write it and env.json, print the summary.
+def finish(
+    recorded: manifest.Manifest, root: Path, code: int, stopped: str, store: Path | None = None
+) -> tuple[int, Callable[[], None] | None]:
+    """Gather the table by the manifest, write it and env.json, print the summary, add it to the history store.
 
     Returns the final exit status and the closing line still to print (the resume hint, if any):
     the caller prints it last, after anything it has to add.
@@ -601,9 +604,49 @@ def finish(recorded: manifest.Manifest, root: Path, code: int, stopped: str) -> 
     elif gathered.missing or gathered.lost:
         text = f"{len(gathered.missing) + len(gathered.lost)} of {total} jobs have no row; to run them: {hint}"
         last = functools.partial(print, text, file=sys.stderr, flush=True)
+    if table is not None and store is not None:
+        add_to_history(store, root, table)
     if code:
         return code, last
     return (EXIT_FAILED if failed or gathered.missing else EXIT_OK), last
+
+
+# --------------------------------------------------------------------------- the history store (rnnexp.store)
+
+
+def check_store(path: Path | None) -> Path | None:
+    """Before anything runs: the store's dir exists and is writable and its file is a store (bad input, exit 2).
+
+    The default store's dir, outputs/, is made as the default run dirs are, when the rows are added; if
+    even that cannot be (a read-only working dir, the run dir elsewhere), that is the end's one warning.
+    """
+    if path is None:
+        return None
+    from rnnexp import store
+
+    if path == store.resolve() and not path.parent.exists():
+        return path  # made at the end, when the rows are added (a bad run dir must leave nothing behind)
+    try:
+        return store.check_target(path)
+    except store.StoreError as exc:
+        raise OutputError(f"{exc} (config key store)", exc.code) from exc
+
+
+def add_to_history(path: Path, root: Path, table=None) -> None:
+    """Append the run or sweep (``table``: its results.csv, read) to the store; a failure is one warning line."""
+    from rnnexp import store, sweep_record
+
+    try:
+        if path == store.resolve():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        added = store.append(path, sweep_record.read(root, table))
+    except store.Duplicate:
+        return  # a resume that ran nothing new: the store has this state of the sweep already
+    except Exception as exc:  # noqa: BLE001 - the store is a record of the sweep, never a reason to fail it
+        logs.append_traceback(root / "rnnexp.log", exc, f"{datetime.now(timezone.utc).isoformat()} history store")
+        print(f"{PROG}: warning: not added to the history store {path}: {' '.join(str(exc).split())}", file=sys.stderr)
+        return
+    print(f"history: sweep {added.sweep_id} in {path}", flush=True)
 
 
 def _remove_cache(folder: Path) -> None:

@@ -11,6 +11,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Optional  # OmegaConf 2.3 reads Optional[str], not str | None
 
 
 class Cell(str, Enum):
@@ -81,6 +82,23 @@ class TimingConfig:
     noisy_frac: float = 0.10  # a row is flagged noisy when IQR/median exceeds this
 
 
+class Tracker(str, Enum):
+    none = "none"  # jobs are recorded in their dirs (and the history store) only
+    mlflow = "mlflow"  # each job also an MLflow run, nested under its sweep's run (hydra_plugins/.../tracking.py)
+
+
+DEFAULT_STORE = "outputs/history.duckdb"  # relative to the dir rnnexp was started in (rnnexp.store)
+
+
+@dataclass
+class TrackingConfig:
+    """Where each job is logged besides its dir (conf/tracking/*.yaml): nowhere, or an MLflow tracking store."""
+
+    backend: Tracker = Tracker.none
+    uri: Optional[str] = None  # noqa: UP045 - MLflow tracking URI; None: a local store beside the history store
+    experiment: str = "rnnexp"  # the MLflow experiment, created when missing
+
+
 @dataclass
 class RunConfig:
     """One job. Defaults are the tutorial's memory cell: 10 steps, 5 inputs, 8 hidden units."""
@@ -118,6 +136,13 @@ class RunConfig:
     r_max: float = 0.999
     max_phase: float = 6.283185307179586  # lru: eigenvalue phases drawn in [0, max_phase)
     timing: TimingConfig = field(default_factory=TimingConfig)
+    # Settings of the whole run or sweep, not of a job (SESSION_KEYS): never a column of the row.
+    store: Optional[str] = DEFAULT_STORE  # noqa: UP045 - the history store finished sweeps go to; null = none
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+# Keys that say where results go, not what a job computes: one value per run or sweep, outside the row.
+SESSION_KEYS = ("store", "tracking")
 
 
 class ConfigError(ValueError):
@@ -200,6 +225,7 @@ def check_values(cfg: RunConfig) -> None:
         if not (value > 0 and math.isfinite(value)):
             raise ConfigError(key, value, "must be a positive finite number")
     validate_timing(cfg.timing)
+    validate_session(cfg)
 
 
 def _get(cfg: RunConfig, key: str) -> object:
@@ -235,8 +261,18 @@ def validate_timing(t: TimingConfig) -> None:
             raise ConfigError(f"timing.{key}", getattr(t, key), "must be >= 0 and finite (a fraction of the median)")
 
 
+def validate_session(cfg: RunConfig) -> None:
+    """The store and tracking settings' own rules (the store's dir and file are checked where it is opened)."""
+    if cfg.store is not None and not str(cfg.store).strip():
+        raise ConfigError("store", cfg.store, "must be a file path (e.g. outputs/history.duckdb), or null for no store")
+    if not str(cfg.tracking.experiment).strip():
+        raise ConfigError("tracking.experiment", cfg.tracking.experiment, "must be a non-empty MLflow experiment name")
+    if cfg.tracking.uri is not None and not str(cfg.tracking.uri).strip():
+        raise ConfigError("tracking.uri", cfg.tracking.uri, "must be an MLflow tracking URI, or null for a local store")
+
+
 def as_flat_dict(cfg: RunConfig) -> dict[str, object]:
-    """The config as CSV columns: enums by value, timing settings prefixed ``timing_``.
+    """The config as CSV columns: enums by value, timing settings prefixed ``timing_``; no session keys.
 
     An integer no table column can hold (beyond int64) is refused here, with its key's own rule: such a
     value could be neither a row nor a manifest entry that reads back, so a sweep is refused up front.
@@ -247,6 +283,8 @@ def as_flat_dict(cfg: RunConfig) -> dict[str, object]:
             check_int(key, value, lo, hi)
     out: dict[str, object] = {}
     for f in dataclasses.fields(cfg):
+        if f.name in SESSION_KEYS:
+            continue
         value = getattr(cfg, f.name)
         if isinstance(value, TimingConfig):
             out.update({f"timing_{k}": v for k, v in dataclasses.asdict(value).items()})

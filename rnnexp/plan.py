@@ -150,6 +150,7 @@ class Plan:
     launcher: dict[str, Any] = field(default_factory=dict)  # hydra.launcher, resolved
     size: int = 0  # the sweep's number of jobs: len(jobs), unless it was planned only in part (a sample)
     hooks: dict[str, str] = field(default_factory=dict)  # where its Hydra config names code (trust.hooks)
+    store: Path | None = None  # the history store the finished rows go to (config key store), absolute; None = none
 
     def __post_init__(self) -> None:
         self.size = self.size or len(self.jobs)
@@ -355,6 +356,7 @@ def make_plan(inv: Invocation, max_jobs: int | None = MAX_JOBS, sample: int | No
             nums: Sequence[int] = range(size)
         else:
             nums = [*range(sample), *range(size - sample, size)]
+        check_session_keys([space[num] for num in nums])
         jobs = [_plan_job(composer, num, space[num], inv.multirun) for num in nums]
         if not jobs:
             raise ConfigError("sweep", " ".join(inv.overrides), "expands to 0 jobs")
@@ -365,7 +367,25 @@ def make_plan(inv: Invocation, max_jobs: int | None = MAX_JOBS, sample: int | No
     if inv.multirun:
         trust.check_job_dirs(root, {j.num: j.dir for j in jobs}, "hydra.sweep.subdir")
     check_cpus(jobs, launcher)
-    return Plan(inv.multirun, root, jobs, launcher, size, hooks)
+    store = master.get("store")
+    store_path = Path(os.path.abspath(store)) if store is not None else None
+    return Plan(inv.multirun, root, jobs, launcher, size, hooks, store_path)
+
+
+def check_session_keys(job_overrides: list[list[str]]) -> None:
+    """Refuse a sweep whose jobs differ in a session key (store, tracking): one store and tracker per sweep."""
+    from rnnexp.config import SESSION_KEYS
+
+    seen: dict[str, set[str]] = {}
+    for overrides in job_overrides:
+        for text in overrides:
+            key, _, value = text.lstrip("+~").partition("=")
+            if key.split(".", 1)[0].split("/", 1)[0] in SESSION_KEYS:
+                seen.setdefault(key, set()).add(value)
+    for key, values in seen.items():
+        if len(values) > 1:
+            allowed = "a setting of the whole sweep (where its rows go), the same for every job: it cannot be swept"
+            raise ConfigError(key, ",".join(sorted(values)), allowed)
 
 
 def check_cpus(jobs: list[Job], launcher: dict[str, Any]) -> None:

@@ -24,7 +24,16 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rnnexp.config import POSITIVE_INTS, ConfigError, RunConfig, TimingConfig, config_keys, suggest_key, validate
+from rnnexp.config import (
+    POSITIVE_INTS,
+    ConfigError,
+    RunConfig,
+    TimingConfig,
+    TrackingConfig,
+    config_keys,
+    suggest_key,
+    validate,
+)
 from rnnexp.plan import RNNEXP_FLAGS, conf_dir, read_argv
 
 # Hydra flags that run no job (help, shell completion, config info): nothing for preflight to save.
@@ -174,6 +183,10 @@ def check_key(o: Override, groups: list[str]) -> None:
             names = ", ".join(_fields(TimingConfig))
             raise ConfigError(key, value, "unknown timing setting" + (suggest_key(key) or f" (allowed: {names})"))
         return
+    if key.startswith("tracking."):  # the tracking group's settings (rnnexp.config.TrackingConfig)
+        if key.split(".", 1)[1] not in _fields(TrackingConfig):
+            raise ConfigError(key, value, f"unknown tracking setting (allowed: {', '.join(_fields(TrackingConfig))})")
+        return
     if key not in config_keys():
         hint = suggest_key(key, tuple(groups)) or f" (keys: {', '.join(config_keys())})"
         raise ConfigError(key, value, "unknown key" + hint)
@@ -207,7 +220,7 @@ def check_value(o: Override) -> None:
     key, value = o.key_or_group, raw_value(o)
     if o.is_sweep_override():
         raise ConfigError(key, value, "a sweep needs -m/--multirun (for a list write [a,b], for a string quote it)")
-    if o.is_delete() or not (key in config_keys() or _is_timing_setting(key)) or key == "timing":
+    if o.is_delete() or not (key in config_keys() or _is_timing_setting(key)) or key in ("timing", "tracking"):
         return
     typed = o.value()
     if isinstance(typed, str) and "${" in typed:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnnexp.config import POSITIVE_INTS, RunConfig, TimingConfig
+from rnnexp.config import POSITIVE_INTS, SESSION_KEYS, RunConfig, TimingConfig
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ def _config_columns() -> list[Column]:
     """Every RunConfig key but the timing group, then the timing settings, prefixed ``timing_``."""
     cols = []
     for f in dataclasses.fields(RunConfig):
-        if f.name == "timing":
+        if f.name == "timing" or f.name in SESSION_KEYS:  # session keys say where rows go: not in a row
             continue
         unit, meaning = _CONFIG_MEANING.get(f.name, ("", ""))  # a key added later: a test asks for its meaning
         cols.append(_c(f.name, CONFIG, _dtype_of(f), unit, meaning, KEY))

@@ -49,6 +49,8 @@ HOOKS = frozenset({
     "rnnexp.logs.TerminalFilter", "rnnexp.logs.QuietFileHandler", "ext://sys.stdout", "ext://sys.stderr",
 })  # fmt: skip
 CODE_KEYS = ("_target_", "()", "class")  # instantiate's target; logging.config's factory and handler class
+# The callback rnnexp's own conf/config.yaml registers (it reads the tracking key): trusted only exactly as shipped.
+SHIPPED_CALLBACKS = {"rnnexp_tracking": {"_target_": "hydra_plugins.rnnexp_launcher.tracking.TrackingCallback"}}
 
 
 @functools.cache
@@ -151,6 +153,9 @@ def hooks(hydra_node: Any) -> dict[str, str]:
 
     walk(hydra_node, "hydra")
     for name, cb in (hydra_node.get("callbacks") or {}).items():
+        if SHIPPED_CALLBACKS.get(str(name)) == cb:  # rnnexp's own, unchanged: shipped code, not a hook
+            found = {k: v for k, v in found.items() if not k.startswith(f"hydra.callbacks.{name}.")}
+            continue
         found.setdefault(f"hydra.callbacks.{name}", str(cb))
     return found
 

@@ -173,6 +173,11 @@ def test_what_the_composed_config_names_as_code_is_what_rnnexp_ships():
                 cfg = compose("config", overrides=[f"{group}={option}"], return_hydra_config=True)
                 found = trust.hooks(OmegaConf.to_container(cfg.hydra, resolve=False))
                 trust.check_hooks(found)  # raises for anything not shipped
+    shipped_cb = trust.SHIPPED_CALLBACKS["rnnexp_tracking"]
+    assert trust.hooks({"callbacks": {"rnnexp_tracking": dict(shipped_cb)}}) == {}  # conf/config.yaml's own
+    changed = {"callbacks": {"rnnexp_tracking": {**shipped_cb, "_target_": "os.system"}}}
+    with pytest.raises(trust.ConfigError, match="does not ship"):
+        trust.check_hooks(trust.hooks(changed))
     hostile = {"hydra": {"callbacks": {"x": {"self": "/tmp/x"}}, "job_logging": {"handlers": {"h": {"()": "os.x"}}}}}
     found = trust.hooks(hostile["hydra"])
     assert set(found) == {"hydra.callbacks.x", "hydra.job_logging.handlers.h.()"}

@@ -18,6 +18,7 @@ only when the whole interval lies past the minimum effect ``ratio``:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -64,6 +65,7 @@ def u_null_counts(m: int, n: int) -> np.ndarray:
     return p
 
 
+@functools.lru_cache(maxsize=4096)  # a history walks thousands of judgements with few (m, n)
 def moses_rank(m: int, n: int, confidence: float = CONFIDENCE) -> int:
     """k such that the k-th smallest and k-th largest pairwise differences bound the interval (0: none exists)."""
     counts = u_null_counts(m, n)

@@ -269,6 +269,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def history_plots(table: pd.DataFrame, folder: Path) -> list[Path]:
+    """These configurations' timing series from the history store (rnnexp.review.history); none without a store."""
+    from rnnexp.review import history
+
+    return history.report_pngs(table, folder)
+
+
 def _error(message, code: int) -> int:
     print(f"{PROG}: error: {terminal_text(message)}", file=sys.stderr)
     return code
@@ -315,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             if left_out:
                 print(f"{PROG}: warning: plots leave out infinite values ({'; '.join(left_out)})", file=sys.stderr)
             pngs = plots.make_all(drawable, folder, reference)
+            pngs += history_plots(res.table, folder)
         path = write_markdown(tables, pngs, args.paths, folder, warned)
         from rnnexp.review import html  # plotly only when writing the page
 
