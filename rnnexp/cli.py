@@ -25,7 +25,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING
 from rnnexp import __version__, fileio, logs
 from rnnexp.config import ConfigError
 from rnnexp.dirlock import DirBusy, DirLock
+from rnnexp.session import Fatal, Session
 
 if TYPE_CHECKING:  # imported where used: `rnnexp report` and `compare` never load Hydra
     from rnnexp import manifest, plan
@@ -57,10 +57,6 @@ class Interrupted(BaseException):
     def __init__(self, code: int):
         self.code = code
         super().__init__(signal.Signals(code - 128).name)
-
-
-class Fatal(BaseException):
-    """A failure outside any job's own result (a full disk while writing a row): end the sweep, keep the rest."""
 
 
 class UsageError(Exception):
@@ -303,21 +299,6 @@ def check_same_jobs(recorded: manifest.Manifest, p: plan.Plan) -> None:
 
 
 # --------------------------------------------------------------------------- running
-
-
-@dataclass
-class Session:
-    """What every job of this invocation needs to know, passed to the task explicitly (picklable)."""
-
-    root: Path
-    multirun: bool
-    total: int
-    concurrent_jobs: int
-    started: float
-    cache_dir: Path
-    shared: set[int] = field(default_factory=set)  # jobs whose float64 reference another job needs too
-    ran: int = 0  # jobs run in this process so far (for the ETA)
-    driver_pid: int = field(default_factory=os.getpid)  # jobs run elsewhere (joblib, SLURM) get no ETA
 
 
 def hydra_quote(value: str) -> str:

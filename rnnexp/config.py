@@ -11,6 +11,7 @@ import difflib
 import math
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Optional  # OmegaConf 2.3 reads Optional[str], not str | None
 
 
@@ -167,6 +168,12 @@ INT_RANGES: dict[str, tuple[int, int]] = {
 }
 
 
+def conf_dir() -> Path:
+    """The configs: shipped inside the package when installed, the repo's conf/ in a checkout."""
+    installed = Path(__file__).resolve().parent / "conf"
+    return installed if installed.is_dir() else installed.parent.parent / "conf"
+
+
 def config_keys() -> list[str]:
     """The flat keys a user may override (``timing`` is a config group)."""
     return [f.name for f in dataclasses.fields(RunConfig)]
@@ -187,31 +194,12 @@ def suggest_key(key: str, extra: tuple[str, ...] = ()) -> str:
     return f" (did you mean {known[close[0]]}?)" if close else ""
 
 
-def validate(cfg: RunConfig) -> None:
-    """Raise ConfigError for the first range or cross-field rule that ``cfg`` breaks.
-
-    The backend's own check comes last: it may import the backend's framework (torch), which a
-    config that breaks a plain rule never needs to pay for.
-    """
-    from rnnexp import backends
-
-    check_values(cfg)
-    if cfg.backend not in backends.names():
-        raise ConfigError("backend", cfg.backend, f"allowed: {', '.join(backends.names())}")
-    backends.check_supported(cfg)
-    from rnnexp import dynamics  # undefined or hours-long dynamics are refused before the job starts
-
-    dynamics.check(cfg)
-
-
 def check_values(cfg: RunConfig) -> None:
     """The rules that depend on the config alone (ranges, cross-field rules), not on the machine or backend:
     a config that breaks one is refused wherever and whenever it runs."""
     for key, (lo, hi) in INT_RANGES.items():
         check_int(key, _get(cfg, key), lo, hi)
-    from rnnexp.linear import validate as validate_linear
-
-    validate_linear(cfg)  # before proj_size's own rules: a linear cell names itself
+    check_linear(cfg)  # before proj_size's own rules: a linear cell names itself
     if cfg.proj_size and cfg.cell is not Cell.lstm:
         raise ConfigError("proj_size", cfg.proj_size, f"applies to cell=lstm only, not cell={cfg.cell.value}")
     if cfg.proj_size >= cfg.hidden_size:
@@ -306,3 +294,53 @@ def from_flat_dict(flat: dict[str, object]) -> RunConfig | None:
         return RunConfig(**values, timing=TimingConfig(**timing))
     except (KeyError, TypeError, ValueError):
         return None
+
+
+# --------------------------------------------------------------------------- linear cells' rules (rnnexp.linear)
+
+LINEAR_CELLS = (Cell.mingru, Cell.minlstm, Cell.lru, Cell.s6)
+STATE_CELLS = (Cell.lru, Cell.s6)  # the cells with a state_size of their own
+LINEAR_DEFAULTS = {"state_size": 16, "r_min": 0.9, "r_max": 0.999, "max_phase": 6.283185307179586}
+
+
+def is_linear(cfg_or_cell) -> bool:
+    cell = getattr(cfg_or_cell, "cell", cfg_or_cell)
+    return cell in LINEAR_CELLS
+
+
+def _cell_names(cells) -> str:
+    return "|".join(c.value for c in cells)
+
+
+def check_linear(cfg: RunConfig) -> None:
+    """Raise ConfigError for the first rule of the linear cells' keys that ``cfg`` breaks (one line each)."""
+    cell = cfg.cell.value
+    if not is_linear(cfg) and cfg.scan is not Scan.sequential:
+        allowed = (
+            f"cell={cell} is not linear in its state: only scan=sequential (others: cell={_cell_names(LINEAR_CELLS)})"
+        )
+        raise ConfigError("scan", cfg.scan.value, allowed)
+    if cfg.state_size != LINEAR_DEFAULTS["state_size"] and cfg.cell not in STATE_CELLS:
+        allowed = f"applies to cell={_cell_names(STATE_CELLS)} only, not cell={cell}"
+        raise ConfigError("state_size", cfg.state_size, allowed)
+    for key in ("r_min", "r_max", "max_phase"):
+        if getattr(cfg, key) != LINEAR_DEFAULTS[key] and cfg.cell is not Cell.lru:
+            raise ConfigError(key, getattr(cfg, key), f"applies to cell=lru only, not cell={cell}")
+    if cfg.log_space and cfg.cell not in (Cell.mingru, Cell.minlstm):
+        raise ConfigError("log_space", True, f"applies to cell=mingru|minlstm only, not cell={cell}")
+    if isinstance(cfg.scan_chunk, bool) or not isinstance(cfg.scan_chunk, int) or cfg.scan_chunk < 1:
+        raise ConfigError("scan_chunk", cfg.scan_chunk, "must be a positive integer (>= 1)")
+    if isinstance(cfg.state_size, bool) or not isinstance(cfg.state_size, int) or cfg.state_size < 1:
+        raise ConfigError("state_size", cfg.state_size, "must be a positive integer (>= 1)")
+    for key in ("r_min", "r_max"):
+        value = getattr(cfg, key)
+        if not 0 <= value < 1:
+            raise ConfigError(key, value, "must lie in [0, 1) (eigenvalue moduli of a stable LRU)")
+    if cfg.r_min > cfg.r_max:
+        raise ConfigError("r_min", cfg.r_min, f"must be <= r_max ({cfg.r_max})")
+    if not 0 < cfg.max_phase <= 2 * 3.141592653589794:
+        raise ConfigError("max_phase", cfg.max_phase, "must lie in (0, 2*pi]")
+    if not is_linear(cfg):
+        return
+    if cfg.proj_size:
+        raise ConfigError("proj_size", cfg.proj_size, f"applies to cell=lstm only; cell={cell} has no projection")

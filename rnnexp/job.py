@@ -6,7 +6,7 @@ already this job's (a resume under a launcher that re-runs everything), runs the
 ``rnnexp.runner.run_job``, writes the side tables and then the row (atomically), writes the job's
 ``.hydra/config.yaml`` and ``overrides.yaml``, and logs one line. Warnings raised inside the job and
 the traceback of an unexpected exception go to the job's log file only; a failure to write the
-job's files ends the sweep (``cli.Fatal``), since no later job could write either.
+job's files ends the sweep (``session.Fatal``), since no later job could write either.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from rnnexp.config import RunConfig, as_flat_dict
 from rnnexp.fileio import write_text_atomic
 
 if TYPE_CHECKING:
-    from rnnexp.cli import Session
+    from rnnexp.session import Session
 
 log = logging.getLogger("rnnexp.job")
 
@@ -57,8 +57,8 @@ def _which() -> tuple[str, str]:
 
 
 def _run_task(session: Session, dcfg: DictConfig) -> None:
-    from rnnexp.cli import Fatal
     from rnnexp.runner import JobContext, run_job
+    from rnnexp.session import Fatal
 
     hc = HydraConfig.get()
     num = int(hc.job.get("num", 0) or 0) if session.multirun else 0

@@ -35,7 +35,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from rnnexp import hydra_compat, trust
-from rnnexp.config import ConfigError, RunConfig, as_flat_dict
+from rnnexp.config import ConfigError, RunConfig, as_flat_dict, conf_dir
+from rnnexp.override import check_value, from_hydra, hydra_errors
+from rnnexp.override import parse as parse_one
 
 _PKG = Path(__file__).resolve().parent
 CONFIG_NAME = "config"
@@ -61,12 +63,6 @@ def _register() -> None:
 
 
 _register()
-
-
-def conf_dir() -> Path:
-    """The configs: shipped inside the package when installed, the repo's conf/ in a checkout."""
-    installed = _PKG / "conf"
-    return installed if installed.is_dir() else _PKG.parent / "conf"
 
 
 @dataclass
@@ -290,13 +286,11 @@ def _select_dir(cfg: DictConfig, key: str) -> str:
 
 
 def _parse(overrides: list[str], loader: Any) -> list[Override]:
-    from rnnexp import preflight
-
     try:
         return OverridesParser.create(config_loader=loader).parse_overrides(overrides)
     except (OverrideParseException, ValueError):  # name the first override that fails, in one line
         for text in overrides:
-            preflight.parse(text)
+            parse_one(text)
         raise
 
 
@@ -341,13 +335,11 @@ def make_plan(inv: Invocation, max_jobs: int | None = MAX_JOBS, sample: int | No
     ``sample``, a sweep of more jobs than ``whole`` (and ``2 * sample``) is planned only in part: its
     first and last ``sample`` jobs (``Plan.size`` says how many there are), what a dry run can show.
     """
-    from rnnexp import preflight
-
     extra = _searchpath(inv)
     with hydra_session(inv) as loader:
         parsed = _parse(inv.overrides, loader)
         shared = [o.input_line for o in parsed if not o.is_sweep_override()]
-        with preflight.hydra_errors(parsed):
+        with hydra_errors(parsed):
             master = compose(inv.config_name, overrides=[*shared, *extra], return_hydra_config=True)
         composer = _Composer(inv, loader, extra)
         space = _job_overrides(inv, master, loader, max_jobs)
@@ -421,11 +413,9 @@ def _plan_job(composer: _Composer, num: int, overrides: list[str], multirun: boo
 
 def _config_error(exc: Exception, parsed: list[Override]) -> ConfigError:
     """Why a job did not compose, in one line: the schema's words for a value's type, else Hydra's, cleaned."""
-    from rnnexp import preflight
-
     try:
         for o in parsed:
-            preflight.check_value(o)
+            check_value(o)
     except ConfigError as typed:
         return typed
-    return preflight.from_hydra(exc, parsed)
+    return from_hydra(exc, parsed)

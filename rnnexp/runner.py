@@ -27,7 +27,7 @@ from rnnexp import backends, dynamics, refcache
 from rnnexp.backends import Outputs
 from rnnexp.backends.numpy_ref import reference
 from rnnexp.backends.training import run_training
-from rnnexp.config import ConfigError, Mode, RunConfig, as_flat_dict, validate
+from rnnexp.config import ConfigError, Mode, RunConfig, as_flat_dict
 from rnnexp.envinfo import CpuMeter, load_avg_1m, row_fields, slurm_job_id
 from rnnexp.envinfo import collect as collect_env
 from rnnexp.flops import achieved_gflops, forward_flops, training_flops
@@ -48,6 +48,7 @@ from rnnexp.peak import gemm_peak, is_loaded, peak_frac
 from rnnexp.results import STEPS_FILE
 from rnnexp.stats import output_columns
 from rnnexp.threads import limited_threads, usable_cores
+from rnnexp.validation import validate
 
 log = logging.getLogger(__name__)
 

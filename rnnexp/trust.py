@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from rnnexp import hydra_compat
-from rnnexp.config import ConfigError
+from rnnexp.config import ConfigError, conf_dir
+from rnnexp.override import parse as parse_one
+from rnnexp.override import raw_value
 
 # Hydra's flags a recorded command line may carry; the others read other configs (--config-dir,
 # --config-path, --config-name), load a pickle (--experimental-rerun) or run no job at all.
@@ -57,8 +59,6 @@ SHIPPED_CALLBACKS = {"rnnexp_tracking": {"_target_": "hydra_plugins.rnnexp_launc
 def launcher_options() -> frozenset[str]:
     """``hydra.launcher.KEY`` a recorded sweep may set: the options documented in conf/hydra/launcher/*.yaml."""
     from omegaconf import OmegaConf
-
-    from rnnexp.plan import conf_dir
 
     keys: set[str] = set()
     for path in (conf_dir() / "hydra" / "launcher").glob("*.yaml"):
@@ -113,10 +113,8 @@ def check_recorded(args: Any, consent: Iterable[str], groups: Iterable[str]) -> 
 
 def check_override(text: str, groups: set[str]) -> None:
     """One recorded override: refused if Hydra could import or call code, read other configs or write elsewhere."""
-    from rnnexp import preflight
-
-    o = preflight.parse(text)
-    key, value = o.key_or_group, preflight.raw_value(o)
+    o = parse_one(text)
+    key, value = o.key_or_group, raw_value(o)
     if "_target_" in text or "()" in key:
         raise _refuse(text, "names code for Hydra to import and call")
     if o.package is not None:

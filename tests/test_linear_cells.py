@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from rnnexp.config import Cell, ConfigError, Dtype, RunConfig, Scan, validate
+from rnnexp.config import Cell, ConfigError, Dtype, RunConfig, Scan
 from rnnexp.linear import cells, numpy_backend, ops, scans, tolerance, torch_backend
 from rnnexp.params import make_inputs, make_params, param_shapes
+from rnnexp.validation import validate
 
 LINEAR = [Cell.mingru, Cell.minlstm, Cell.lru, Cell.s6]
 

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from rnnexp import dynamics
-from rnnexp.config import Cell, ConfigError, Dtype, RunConfig, validate
+from rnnexp.config import Cell, ConfigError, Dtype, RunConfig
 from rnnexp.linear import cells, lyapunov, ops
 from rnnexp.params import make_inputs, make_params
+from rnnexp.validation import validate
 
 TORCH = ops.get("torch")
 

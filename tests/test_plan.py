@@ -78,7 +78,7 @@ def test_run_dir_is_resolved_once_and_absolute(tmp_path, monkeypatch):
         (["-m", "init_gain=interval(0.5,2.0)"], "init_gain=interval(0.5,2.0): only list, range and choice"),
         (["-m", "hidden_size=range(8,9,0)"], "hidden_size=range(8,9,0): range() arg 3 must not be zero"),
         (["-m", "hidden_size=8,abc"], "hidden_size=abc: must be a positive integer (>= 1) (job #1: hidden_size=abc)"),
-        (["-m", "cell=rnn,foo"], "cell=foo: allowed: rnn, lstm, gru (job #1: cell=foo)"),
+        (["-m", "cell=rnn,foo"], "cell=foo: allowed: rnn, lstm, gru, mingru, minlstm, lru, s6 (job #1: cell=foo)"),
         (["-m", "timing=quick,nope"], "timing=nope: no such option in timing/ (available: default, precise, quick)"),
         (["hydra.run.dir=out/${oops}"], "hydra.run.dir=out/${oops}: Interpolation key 'oops' not found"),
         (["-m", "hidden_size=8,16", "hydra.sweep.dir=out/${now:}"], "hydra.sweep.dir=out/${now:}: TypeError"),

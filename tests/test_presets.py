@@ -7,8 +7,8 @@ import time
 import pytest
 
 from conftest import ROOT, make_config, run_cli
-from rnnexp.config import validate
 from rnnexp.plan import conf_dir, make_plan, read_argv
+from rnnexp.validation import validate
 
 
 def planned_jobs(argv: list[str]) -> list[list[str]]:

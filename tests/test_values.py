@@ -27,8 +27,8 @@ from rnnexp.config import (
     as_flat_dict,
     check_values,
     from_flat_dict,
-    validate,
 )
+from rnnexp.validation import validate
 
 FLOATS = [math.nan, math.inf, -math.inf, 1e-320, 1e308, -0.0, 0.1, 5e-324, 1 / 3]
 
