@@ -6,7 +6,7 @@ A sweep dir travels (CI artifacts, a colleague's results), so ``rnnexp resume DI
 YAML from any path a group choice or ``--config-dir`` points at, and writes where the dirs say.
 So a recorded command line may hold only what a sweep needs to be re-planned: the app's keys, the
 shipped presets and options by name, and an allow-list of Hydra settings (dirs, mode, verbosity,
-the shipped launchers and their documented options). Anything else is refused in one line naming
+the shipped launchers and their scheduler options). Anything else is refused in one line naming
 it, unless the user repeats it on the ``resume`` command line, which makes it their own choice.
 :func:`check_hooks` then checks the composed result, so what a spelling check missed (a new
 Hydra key, a way round it) still cannot call code that rnnexp does not ship.
@@ -18,14 +18,13 @@ files in its dir, which must therefore be the sweep's own.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from rnnexp import hydra_compat
-from rnnexp.config import ConfigError, conf_dir
+from rnnexp.config import ConfigError
 from rnnexp.override import parse as parse_one
 from rnnexp.override import raw_value
 
@@ -55,15 +54,20 @@ CODE_KEYS = ("_target_", "()", "class")  # instantiate's target; logging.config'
 SHIPPED_CALLBACKS = {"rnnexp_tracking": {"_target_": "hydra_plugins.rnnexp_launcher.tracking.TrackingCallback"}}
 
 
-@functools.cache
-def launcher_options() -> frozenset[str]:
-    """``hydra.launcher.KEY`` a recorded sweep may set: the options documented in conf/hydra/launcher/*.yaml."""
-    from omegaconf import OmegaConf
-
-    keys: set[str] = set()
-    for path in (conf_dir() / "hydra" / "launcher").glob("*.yaml"):
-        keys.update(str(k) for k in OmegaConf.load(path) if k not in ("defaults", "_target_"))
-    return frozenset(keys)
+# hydra.launcher.KEY a recorded sweep may set: what the scheduler is asked for and how long it is waited
+# on (data). Not the keys that name code or paths: ``setup`` (shell lines in the batch script),
+# ``additional_parameters`` and ``srun_args`` (any sbatch/srun flag), ``lost_recorder`` (a callable),
+# ``submitit_folder`` (where job files are written), ``_target_``. tests/test_trust.py pins that every
+# option of the shipped launchers is in one list or the other.
+LAUNCHER_OPTIONS = frozenset({
+    "timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes", "name",
+    "stderr_to_stdout", "partition", "qos", "comment", "constraint", "exclude", "gres", "cpus_per_gpu",
+    "gpus_per_task", "mem_per_gpu", "mem_per_cpu", "account", "signal_delay_s", "max_num_timeout",
+    "array_parallelism", "poll_s", "lost_after_s", "no_answer_s", "max_wait_min",
+})  # fmt: skip
+LAUNCHER_CODE = frozenset(
+    {"setup", "additional_parameters", "srun_args", "lost_recorder", "submitit_folder", "_target_"}
+)
 
 
 def _refuse(text: str, why: str) -> ConfigError:
@@ -129,9 +133,9 @@ def check_override(text: str, groups: set[str]) -> None:
         if key.startswith("hydra.callbacks") or key == "hydra":
             raise _refuse(text, "Hydra callbacks import and call code")
         name = key.removeprefix("hydra.launcher.")
-        if key in HYDRA_KEYS or (key.startswith("hydra.launcher.") and name in launcher_options()):
+        if key in HYDRA_KEYS or (key.startswith("hydra.launcher.") and name in LAUNCHER_OPTIONS):
             return
-        raise _refuse(text, "not a Hydra setting a recorded sweep may hold (dirs, mode, verbosity, launcher options)")
+        raise _refuse(text, "not a Hydra setting a recorded sweep may hold (dirs, mode, verbosity, scheduler options)")
     if key in groups and any(c in value for c in ("/", "\\", "..")):
         raise _refuse(text, f"{key} takes the name of a file in rnnexp's conf/{key}/, not a path")
 

@@ -7,6 +7,7 @@ the real process (a run that goes ahead, signals, the exit) starts one.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import importlib.util
 import json
@@ -24,6 +25,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 from rnnexp import cli, fileio, trust
+from rnnexp.config import ConfigError
 
 SWEEP = ["-m", "hidden_size=3,4", "timesteps=3", "timing=quick", "backend=numpy"]
 
@@ -86,6 +88,10 @@ HOSTILE = {
     "another sweeper target": "hydra.sweeper._target_=pathlib.Path.unlink",
     "a launcher target": "hydra.launcher._target_=os.system",
     "a shell setup for slurm": "hydra.launcher.setup=[touch /tmp/x]",
+    "any sbatch flag": "+hydra.launcher.additional_parameters.wrap=touch",
+    "any srun flag": "+hydra.launcher.srun_args=['--export=ALL']",
+    "a lost-job recorder": "hydra.launcher.lost_recorder=os.system",
+    "submitit's files elsewhere": "hydra.launcher.submitit_folder=/tmp/x",
     "a search path": "hydra.searchpath=[file:///tmp]",
     "a preset from a path": "+experiment=../../../../tmp/evil",
     "a timing from a path": "timing=../../../../tmp/evil",
@@ -418,3 +424,29 @@ def signalled(sweep: Path, cwd: Path, in_job: list[int], in_table: list[int]) ->
     return subprocess.run(
         [sys.executable, "-c", script, "resume", str(sweep)], cwd=cwd, env=env, capture_output=True, text=True
     )
+
+
+def test_every_option_of_the_slurm_launcher_is_data_or_code_and_not_both():
+    """A new submitit option must be sorted: the scheduler's requests a recorded sweep may hold, or code/paths."""
+    slurm = pytest.importorskip("hydra_plugins.rnnexp_launcher.slurm")
+    if slurm.SlurmLauncher is None:
+        pytest.skip("needs the launchers extra")
+    fields = {f.name for f in dataclasses.fields(slurm.RnnexpSlurmConf)}
+    assert not trust.LAUNCHER_OPTIONS & trust.LAUNCHER_CODE
+    assert fields - trust.LAUNCHER_CODE == trust.LAUNCHER_OPTIONS
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["hydra.launcher.name=rnnexp-x", "hydra.launcher.partition=cpu", "hydra.launcher.mem_gb=1",
+     "hydra.launcher.timeout_min=5", "hydra.launcher.poll_s=0.5", "hydra.launcher.exclude=node1",
+     "hydra.launcher.account=proj", "hydra.launcher.array_parallelism=4"],
+)  # fmt: skip
+def test_a_recorded_scheduler_request_is_data(override):
+    trust.check_override(override, set())
+
+
+@pytest.mark.parametrize("key", sorted(trust.LAUNCHER_CODE - {"_target_"}))
+def test_a_recorded_launcher_option_that_names_code_or_a_path_is_refused(key):
+    with pytest.raises(ConfigError, match="not a Hydra setting a recorded sweep may hold"):
+        trust.check_override(f"hydra.launcher.{key}=x", set())
