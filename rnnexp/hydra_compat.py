@@ -13,18 +13,22 @@ by ``tests/test_hydra_compat.py`` against Hydra's own implementation:
 - :func:`apply_value_overrides`: what Hydra's config loader does with a plain ``key=value``
   override once the defaults list is composed.
 - :func:`override_dirname`: ``hydra.job.override_dirname`` as Hydra derives it.
+- :func:`hydra_config_set_to`: ``HydraConfig`` set for a while, then put back as it was (Hydra has
+  no public way to restore it, nor to unset it: this writes its ``cfg`` attribute).
 - :data:`BASIC_PLUGINS`: the ``_target_`` of Hydra's basic launcher and sweeper (private modules).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import decimal
 import itertools
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.types import Override, RangeSweep
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig, OmegaConf
@@ -166,3 +170,15 @@ def override_dirname(overrides: Sequence[Override], exclude_keys: Sequence[str],
     """``hydra.job.override_dirname``: the overrides, sorted, joined by item_sep, '=' replaced by kv_sep."""
     lines = sorted(str(o.input_line) for o in overrides if o.key_or_group not in exclude_keys)
     return re.sub("[=]", kv_sep, item_sep.join(lines))
+
+
+@contextlib.contextmanager
+def hydra_config_set_to(cfg: DictConfig) -> Iterator[None]:
+    """``HydraConfig.get()`` answers from ``cfg`` (its ``hydra`` node) inside; outside, what it answered before,
+    including "not set" (so a later ``${hydra:...}`` outside a Hydra run still fails as it should)."""
+    previous = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(cfg)
+    try:
+        yield
+    finally:
+        HydraConfig.instance().cfg = previous

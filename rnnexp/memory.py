@@ -10,11 +10,12 @@ it does not lower the figure). How each path sees allocations:
   fixed per-thread buffers allocated once, so a forward adds none). If tracemalloc is already
   tracing, it is left on but its peak is reset (Python offers no other way to take a sub-peak).
 - ``torch_profiler`` (torch on CPU): ``torch.autograd.profiler.profile`` (what ``torch.profiler``
-  wraps, without its ~1.5 s import of torch._inductor) with ``profile_memory=True`` records every
+  wraps, without its ~1.5 s import of torch's compiler) with ``profile_memory=True`` records every
   allocation and free of c10's CPU allocator (every tensor, and oneDNN's workspace, which torch
   routes through it); the peak is taken over the running sum of those events, matched by address.
   Not seen: MKL's own GEMM buffers and Python objects. Costs a few ms per call (more for a forward
-  of many small ops); kineto's start/stop lines on stderr are dropped.
+  of many small ops); kineto's start/stop lines on stderr are dropped. The profiler's internals are
+  read in ``rnnexp.torch_compat.cpu_allocation_events``.
 - ``cuda_max_memory_allocated`` (torch on CUDA): ``torch.cuda.max_memory_allocated`` after
   ``reset_peak_memory_stats``, minus what was allocated at the start; the caching allocator's
   reserved-but-free memory and cuDNN/cuBLAS workspaces outside it are not counted.
@@ -35,17 +36,15 @@ in RSS, and a freed block the allocator keeps counts in RSS but not here.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
-import tempfile
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from math import prod
 from typing import Any
 
 import numpy as np
 
+from rnnexp import torch_compat
 from rnnexp.config import RunConfig
 from rnnexp.params import (
     GATES,
@@ -250,46 +249,7 @@ def _peak_tracemalloc(call: Callable[[], Any]) -> int:
 
 
 def _peak_torch_profiler(call: Callable[[], Any]) -> int:
-    # torch.autograd.profiler directly: torch.profiler.profile would import torch._inductor (~1.5 s) first.
-    from torch._C._profiler import _EventType
-    from torch.autograd.profiler import profile
-
-    prof = profile(use_cpu=True, profile_memory=True, use_kineto=True)
-    with _without_kineto_chatter():
-        prof.__enter__()
-    try:
-        result = call()
-    finally:
-        with _without_kineto_chatter():
-            prof.__exit__(None, None, None)
-    del result
-    events = []
-    stack = list(prof.kineto_results.experimental_event_tree())
-    while stack:
-        node = stack.pop()
-        if node.tag == _EventType.Allocation and node.extra_fields.device.type == "cpu":
-            events.append((node.start_time_ns, node.extra_fields.ptr, node.extra_fields.alloc_size))
-        stack.extend(node.children)
-    return peak_of_events(events)
-
-
-@contextlib.contextmanager
-def _without_kineto_chatter() -> Iterator[None]:
-    """Drop the lines kineto writes to fd 2 at each profiler start and stop ('USDT: ...'); keep any others."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            lines = tmp.read().decode(errors="replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not line.startswith(("USDT:", "STAGE:")))
-            if kept:
-                sys.stderr.write(kept)
+    return peak_of_events(torch_compat.cpu_allocation_events(call))
 
 
 def peak_of_events(events: list[tuple[int, int, int]]) -> int:

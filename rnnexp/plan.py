@@ -27,7 +27,6 @@ from typing import Any
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException, OverrideParseException
@@ -234,26 +233,22 @@ class _Composer:
 
 def _reads_app_keys(full: DictConfig, key: str) -> bool:
     """Whether the raw value of ``key`` interpolates anything but Hydra's own settings."""
-    parent, _, name = key.rpartition(".")
-    raw = str(OmegaConf.select(full, parent)._get_node(name)._value())
+    raw = _raw_value(full, key)
     return any(not ref.startswith(("hydra.", "hydra:")) for ref in re.findall(r"\$\{\s*([^}]*)", raw))
 
 
 HYDRA_RESOLVER = "${hydra:"  # an interpolation that reads HydraConfig, which must then be set
 
 
-@contextlib.contextmanager
-def hydra_config(full: DictConfig, needed: bool) -> Iterator[None]:
+def _raw_value(cfg: DictConfig, key: str) -> str:
+    """``key``'s value as written, interpolations unresolved (``key`` names a value in a small node: hydra.sweep)."""
+    parent, _, name = key.rpartition(".")
+    return str(OmegaConf.to_container(OmegaConf.select(cfg, parent), resolve=False)[name])
+
+
+def hydra_config(full: DictConfig, needed: bool) -> contextlib.AbstractContextManager[None]:
     """HydraConfig set to ``full`` for the duration when ``needed`` (setting it copies the hydra node: ~5 ms)."""
-    if not needed:
-        yield
-        return
-    previous = HydraConfig.instance().cfg
-    HydraConfig.instance().set_config(full)
-    try:
-        yield
-    finally:
-        HydraConfig.instance().cfg = previous
+    return hydra_compat.hydra_config_set_to(full) if needed else contextlib.nullcontext()
 
 
 def _set_job(full: DictConfig, parsed: list[Override], num: int) -> None:
@@ -274,8 +269,7 @@ def _job_dir(full: DictConfig) -> str:
 
 def _select_dir(cfg: DictConfig, key: str) -> str:
     """The dir ``key`` names, resolved; a ConfigError naming it if an interpolation in it cannot be."""
-    parent, _, name = key.rpartition(".")
-    raw = str(OmegaConf.select(cfg, parent)._get_node(name)._value())
+    raw = _raw_value(cfg, key)
     try:
         with hydra_config(cfg, HYDRA_RESOLVER in raw):
             return str(OmegaConf.select(cfg, key))

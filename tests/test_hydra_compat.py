@@ -13,7 +13,7 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import setup_globals
 from hydra.types import RunMode
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict, read_write
 
 from rnnexp import hydra_compat
 from rnnexp.plan import conf_dir
@@ -151,3 +151,40 @@ def test_only_the_adapter_imports_hydra_internals():
         cwd=ROOT, capture_output=True, text=True,
     ).stdout.split()  # fmt: skip
     assert found == ["rnnexp/hydra_compat.py"]
+
+
+def _named(master, name):
+    cfg = master.copy()
+    with read_write(cfg), open_dict(cfg):
+        cfg.hydra.job.name = name
+    return cfg
+
+
+def test_hydra_config_set_to_is_undone_on_exit(loader_and_master):
+    from hydra.core.hydra_config import HydraConfig
+
+    _, master = loader_and_master
+    before = HydraConfig.initialized() and HydraConfig.get()
+    with hydra_compat.hydra_config_set_to(_named(master, "outer")):
+        assert HydraConfig.get().job.name == "outer"
+        with hydra_compat.hydra_config_set_to(_named(master, "inner")):
+            assert HydraConfig.get().job.name == "inner"
+            assert OmegaConf.create({"n": "${hydra:job.name}"}).n == "inner"  # the resolver reads it
+        assert HydraConfig.get().job.name == "outer"
+        with pytest.raises(RuntimeError), hydra_compat.hydra_config_set_to(_named(master, "failed")):
+            raise RuntimeError("put back on an exception too")
+        assert HydraConfig.get().job.name == "outer"
+    assert (HydraConfig.initialized() and HydraConfig.get()) is before  # unset stays unset, a set one is the same
+
+
+def test_hydra_config_set_to_leaves_an_unset_config_unset(loader_and_master, monkeypatch):
+    from hydra.core.hydra_config import HydraConfig
+
+    _, master = loader_and_master
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # as in a process that never ran a Hydra app
+    assert not HydraConfig.initialized()
+    with hydra_compat.hydra_config_set_to(_named(master, "x")):
+        assert HydraConfig.initialized() and HydraConfig.get().job.name == "x"
+    assert not HydraConfig.initialized()
+    with pytest.raises(ValueError, match="HydraConfig was not set"):
+        HydraConfig.get()

@@ -7,7 +7,6 @@ Cluster tests skip with the reason when no cluster answers (``sinfo``), except u
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -22,30 +21,18 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, interruptible_cli, run_cli
-from hydra_plugins.rnnexp_launcher import slurm
-from rnnexp import results
+from hydra_plugins.rnnexp_launcher import slurm, submitit_compat
 
 if slurm.SlurmLauncher is None and os.environ.get("CI") == "true":
     pytest.fail("hydra-submitit-launcher is not installed (the `launchers` extra)", pytrace=False)
 if slurm.SlurmLauncher is None:
     pytest.skip("hydra-submitit-launcher is not installed (the `launchers` extra)", allow_module_level=True)
 
-# The lead's manifest turns record_lost() into the job's error row, and its resume submits only the jobs
-# without an ok row. Until rnnexp.manifest exists, the sweeps below record lost jobs with STANDIN instead
-# and the resume test is not run.
-LEAD_MANIFEST = importlib.util.find_spec("rnnexp.manifest") is not None
-STANDIN = "test_slurm.record_lost_standin"
 SWEEP = ["-m", "cell=rnn,lstm", "bidirectional=false,true", "hidden_size=5", "timing=quick"]  # test_reproducible's
 KEY = ["cell", "bidirectional", "hidden_size", "backend", "layers"]
 DETERMINISTIC = ["job_num", "output_shape", "h_n_shape", "shape_ok", "h_mean", "h_std", "h_min", "h_max",
                  "h_saturation_frac", "max_abs_err_vs_ref", "parity_ok", "status"]  # fmt: skip
 SLOW_JOBS = ["timing.min_run_time_s=3", "timing.max_run_time_s=3"]  # each job runs ~3 s after ~5 s of start-up
-
-
-def record_lost_standin(sweep_dir: Path, job_num: int, state: str, detail: str = "") -> None:
-    """What rnnexp.manifest.record_lost leads to, until it exists: the job's error row in its dir."""
-    row = {"job_num": job_num, "status": "error", "error": f"lost on the cluster: {state} ({detail})"}
-    results.write_row(row, Path(sweep_dir) / str(job_num))
 
 
 # -- the wait, with a fake scheduler and clock ------------------------------------------------------------------
@@ -136,14 +123,6 @@ def test_max_wait_ends_a_wait_on_a_job_that_never_starts():
     assert clock.now == 60.0
 
 
-def test_states_from_squeue_and_sacct_lines():
-    text = "12_0|COMPLETED\n12_1|CANCELLED by 0\n12_[2-4%2]|PENDING\n13|OUT_OF_MEMORY\n"
-    assert slurm._parse_states(text) == {
-        "12_0": "COMPLETED", "12_1": "CANCELLED", "12_2": "PENDING", "12_3": "PENDING", "12_4": "PENDING",
-        "13": "OUT_OF_MEMORY",
-    }  # fmt: skip
-
-
 def test_the_telling_line_of_a_lost_jobs_stderr():
     oom = "slurmstepd-vm: error: Exceeded job memory limit\nsrun: error: vm: task 0: Killed\n"
     crash = "Traceback (most recent call last):\nImportError: no torch\nsrun: error: vm: task 0: Exited with code 1"
@@ -155,10 +134,10 @@ def test_the_telling_line_of_a_lost_jobs_stderr():
 
 def test_launcher_options_are_split_from_submitits(tmp_path):
     launcher = slurm.RnnexpSlurmLauncher(
-        submitit_folder=str(tmp_path), lost_after_s=5, poll_s=0.5, max_wait_min=2, lost_recorder=STANDIN, mem_gb=1
+        submitit_folder=str(tmp_path), lost_after_s=5, poll_s=0.5, max_wait_min=2, lost_recorder="my.record", mem_gb=1
     )
     assert launcher.bound == slurm.WaitBound(poll_s=0.5, lost_after_s=5.0, no_answer_s=600.0, max_wait_min=2.0)
-    assert launcher.lost_recorder == STANDIN
+    assert launcher.lost_recorder == "my.record"
     assert set(launcher.params) == {"submitit_folder", "mem_gb"}
 
 
@@ -190,13 +169,12 @@ def cluster():
 
 def _launcher(name: str, timeout_min: int = 10) -> list[str]:
     """hydra/launcher=slurm for a test: small memory, a short grace, and a job name of its own to find its jobs."""
-    args = ["hydra/launcher=slurm", "hydra.launcher.mem_gb=1", f"hydra.launcher.timeout_min={timeout_min}",
+    return ["hydra/launcher=slurm", "hydra.launcher.mem_gb=1", f"hydra.launcher.timeout_min={timeout_min}",
             "hydra.launcher.poll_s=0.5", "hydra.launcher.lost_after_s=5", f"hydra.launcher.name={name}"]  # fmt: skip
-    return args if LEAD_MANIFEST else [*args, f"hydra.launcher.lost_recorder={STANDIN}"]
 
 
 def _env(path_first: Path | None = None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}  # tests/: the stand-in
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}  # tests/: _report_job
     if path_first is not None:
         env["PATH"] = f"{path_first}{os.pathsep}{env['PATH']}"
     return env
@@ -262,7 +240,7 @@ def test_slurm_gives_the_default_launchers_table(cluster, tmp_path):
     assert len(tasks) == 4 and len({t.split("_")[0] for t in tasks}) == 1, tasks  # one array of 4
     assert set(slurm.query_states(sorted(tasks)).values()) <= {"COMPLETED", "COMPLETING", "RUNNING"}
     text = slurm._run(["sacct", "-n", "-P", "-X", "-j", next(iter(tasks)).split("_")[0], "-o", "JobID,State"])
-    assert text is not None and set(slurm._parse_states(text)) == tasks
+    assert text is not None and set(submitit_compat.parse_states(text)) == tasks
 
 
 @pytest.mark.slow
@@ -305,7 +283,6 @@ def test_a_cancelled_job_is_an_error_row_and_the_table_is_written(cancelled_swee
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(not LEAD_MANIFEST, run=False, reason="needs rnnexp.manifest and the lead's resume (launch_jobs)")
 def test_resume_submits_only_the_lost_job(cancelled_sweep, tmp_path):
     sweep_dir, _, output, cancelled = cancelled_sweep
     assert f"rnnexp resume {sweep_dir}" in output  # the summary says how to resume

@@ -27,6 +27,8 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, filter_overrides
 
+from hydra_plugins.rnnexp_launcher import submitit_compat
+
 log = logging.getLogger(__name__)
 
 # The scheduler still has the job (queued, starting, running, requeued, suspended, finishing).
@@ -136,25 +138,17 @@ def _run(cmd: list[str]) -> str | None:
     return proc.stdout
 
 
-def _parse_states(text: str) -> dict[str, str]:
-    """``JobID|State`` lines (an array's pending tasks may be one range line) to {"123_4": "CANCELLED"}."""
-    from submitit.slurm.slurm import SlurmInfoWatcher
-
-    info = SlurmInfoWatcher().read_info("JobID|State\n" + text)  # expands "123_[4-7]" ranges
-    return {jid: stats["State"].split()[0] for jid, stats in info.items() if stats.get("State")}  # "CANCELLED by 0"
-
-
 def query_states(slurm_ids: list[str]) -> dict[str, str] | None:
     """The states SLURM reports for these jobs: squeue (the live queue), then sacct for the ones squeue
     no longer lists. Either may be missing or down; what neither lists is left out; None if neither answered."""
     arrays = sorted({sid.split("_")[0] for sid in slurm_ids})
     squeue = _run(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(arrays), "-o", "%i|%T"])
-    states = _parse_states(squeue) if squeue is not None else {}
+    states = submitit_compat.parse_states(squeue) if squeue is not None else {}
     if all(sid in states for sid in slurm_ids):
         return states
     sacct = _run(["sacct", "-n", "-P", "-X", "-j", ",".join(arrays), "-o", "JobID,State"])
     if sacct is not None:
-        states = {**_parse_states(sacct), **states}
+        states = {**submitit_compat.parse_states(sacct), **states}
     return None if squeue is None and sacct is None else states
 
 
@@ -182,10 +176,7 @@ def _sigterm_guard() -> Callable[[], None]:
 
 def _result(job: Any) -> tuple[str, Any] | None:
     """A submitit job's (outcome, value) from its result pickle, or None while there is none."""
-    from submitit.core.utils import pickle_load
-
-    path = job.paths.result_pickle
-    return pickle_load(path) if path.exists() else None
+    return submitit_compat.read_result(job.paths.result_pickle)
 
 
 def _outcome(job: Any) -> str:
@@ -226,7 +217,7 @@ def _locate(dotted: str) -> Callable[..., Any]:
 
 try:
     from hydra.core.config_store import ConfigStore
-    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, SlurmQueueConf
+    from hydra_plugins.hydra_submitit_launcher.config import SlurmQueueConf
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 except ImportError:  # the `launchers` extra is not installed: no SLURM launcher, nothing else affected
     SlurmLauncher = None
@@ -305,7 +296,6 @@ if SlurmLauncher is not None:
 
         def _submit(self, sweep_dir: Path, jobs: Sequence[tuple[int, Sequence[str]]]) -> list[tuple[int, Any]] | None:
             """Submit the jobs as one array: (job number, submitit job) each, or None if sbatch refused it."""
-            from hydra.core.singleton import Singleton
             from submitit.core.utils import FailedJobError
 
             sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -314,10 +304,11 @@ if SlurmLauncher is not None:
             log.info(f"Submitit 'slurm' sweep output dir : {sweep_dir}")
             for num, overrides in jobs:
                 log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
-            # The arguments of BaseSubmititLauncher.__call__, which composes and runs the job on the node.
-            calls = [(list(o), "hydra.sweep.dir", num, f"job_id_for_{num}", Singleton.get_state()) for num, o in jobs]
+            # The launcher is the callable: BaseSubmititLauncher.__call__ composes and runs the job on its node.
+            calls = [submitit_compat.call_arguments(num, o) for num, o in jobs]
             try:
-                submitted = self._executor().map_array(self, *zip(*calls, strict=True))
+                executor = submitit_compat.make_executor(self.params)
+                submitted = executor.map_array(self, *zip(*calls, strict=True))
             except FailedJobError as exc:  # sbatch refused the array (e.g. mem_gb above the node's memory)
                 reason = next((ln for ln in str(exc).splitlines() if "error" in ln.lower()), str(exc))
                 for num, _ in jobs:
@@ -325,20 +316,6 @@ if SlurmLauncher is not None:
                 return None
             log.info(f"Submitted SLURM job {submitted[0].job_id.split('_')[0]}: {len(submitted)} task(s)")
             return [(num, job) for (num, _), job in zip(jobs, submitted, strict=True)]
-
-        def _executor(self) -> Any:
-            """The submitit executor, configured exactly as ``BaseSubmititLauncher.launch`` configures it."""
-            import submitit
-            from omegaconf import OmegaConf
-
-            init = {"slurm_max_num_timeout": self.params["max_num_timeout"]} if "max_num_timeout" in self.params else {}
-            executor = submitit.AutoExecutor(cluster="slurm", folder=self.params["submitit_folder"], **init)
-            base = set(OmegaConf.structured(BaseQueueConf).keys())
-            skip = {"submitit_folder", "max_num_timeout"}
-            executor.update_parameters(
-                **{k if k in base else f"slurm_{k}": v for k, v in self.params.items() if k not in skip}
-            )
-            return executor
 
         def _lost(self, sweep_dir: Path, num: int, state: str, detail: str) -> None:
             log.warning("job #%d lost on the cluster: %s (%s)", num, state, detail)

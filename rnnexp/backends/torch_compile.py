@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnnexp import torch_compat
 from rnnexp.backends import Prepared
 from rnnexp.backends._torch import (
     STEPS,
@@ -58,7 +59,7 @@ def compiled_step(cfg: RunConfig):
     configuration in one process would become an error row. Resetting first gives every job its
     own compile, so its ``compile_s`` does not depend on which jobs ran before it in the process.
     """
-    torch._dynamo.reset()
+    torch.compiler.reset()
     return torch.compile(STEPS[cfg.cell], dynamic=False, fullgraph=True)
 
 
@@ -86,7 +87,7 @@ def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Pre
 def _training_context() -> Iterator[None]:
     """Autograd on, and no donated buffers: AOTAutograd's default refuses a second backward (retain_graph=True)
     on one recorded forward, which the timed backward phases need; inductor reads this while compiling."""
-    with torch.enable_grad(), torch._functorch.config.patch(donated_buffer=False):
+    with torch.enable_grad(), torch_compat.no_donated_buffers():
         yield
 
 
