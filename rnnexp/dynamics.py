@@ -40,6 +40,8 @@ import pandas as pd
 from rnnexp import jacobians as jac
 from rnnexp.backends import Outputs
 from rnnexp.config import Cell, ConfigError, RunConfig
+from rnnexp.exponents import U_SEED, kaplan_yorke, log_slope, unit_vector
+from rnnexp.linear import lyapunov as linear_lyapunov
 from rnnexp.params import GATES, directions, out_size
 from rnnexp.stats import DIRECTIONS
 
@@ -50,19 +52,13 @@ LANCZOS_MAX = 64  # Krylov steps per Jacobian at most, for its largest singular 
 LANCZOS_CHECK = 8  # test convergence every this many steps
 LANCZOS_RTOL = 1e-3  # stop when every residual bound is within this of its estimate (the error is ~ its square)
 CHUNK_ELEMENTS = 1 << 22  # coefficient or Lanczos-basis elements held at once (32 MiB in float64)
-SEEDS = {"u": 2, "frame": 3, "lanczos": 4}  # params use [seed, 0] and inputs [seed, 1]
+SEEDS = {"u": U_SEED, "frame": 3, "lanczos": 4}  # params use [seed, 0] and inputs [seed, 1]
 
 
 LINEAR_CELLS = (Cell.mingru, Cell.minlstm, Cell.lru, Cell.s6)
 
 
-def linear_lyapunov():
-    from rnnexp.linear import lyapunov
-
-    return lyapunov
-
-
-# --- the QR method, Kaplan-Yorke, the slope ---------------------------------------------------------------
+# --- the QR method ---------------------------------------------------------------
 
 
 def lyapunov_qr(maps: Iterable[Callable[[np.ndarray], np.ndarray]], frame: np.ndarray, warmup: int) -> np.ndarray:
@@ -81,33 +77,6 @@ def lyapunov_qr(maps: Iterable[Callable[[np.ndarray], np.ndarray]], frame: np.nd
                 total += np.log(np.abs(np.diag(r)))
                 n += 1
     return np.sort(total / n)[::-1] if n else np.full(frame.shape[0], np.nan)
-
-
-def kaplan_yorke(exponents: np.ndarray, size: int) -> float:
-    """j + (l_1 + ... + l_j) / |l_{j+1}|, j the last index whose partial sum is >= 0 (exponents sorted, largest first).
-
-    0 when l_1 < 0; ``size`` when all ``size`` exponents sum to >= 0; NaN when the k < ``size``
-    exponents given never bring the partial sum below zero (more are needed).
-
-    >>> kaplan_yorke(np.array([0.5, -0.2, -1.0]), 3)
-    2.3
-    """
-    if not exponents.size or not np.isfinite(exponents[0]):
-        return float("nan")
-    if exponents[0] < 0:
-        return 0.0
-    sums = np.cumsum(exponents)  # rises while exponents are positive, then falls
-    negative = np.flatnonzero(sums < 0)
-    if not negative.size:
-        return float(size) if exponents.size == size else float("nan")
-    j = int(negative[0])  # the first j partial sums are >= 0
-    return float(j + sums[j - 1] / abs(exponents[j]))
-
-
-def log_slope(log_norm: np.ndarray) -> float:
-    """Least-squares slope of log_norm[i] against i (here: the distance to the end), over its finite values."""
-    i = np.flatnonzero(np.isfinite(log_norm))
-    return float(np.polyfit(i, log_norm[i], 1)[0]) if i.size >= 2 else float("nan")
 
 
 # --- a System's steps ----------------------------------------------------------------------------------------
@@ -304,7 +273,7 @@ def check(cfg: RunConfig) -> None:
     if not (cfg.lyapunov_k or cfg.grad_flow):
         return
     if cfg.cell in LINEAR_CELLS:
-        return linear_lyapunov().check(cfg)
+        return linear_lyapunov.check(cfg)
     key = "lyapunov_k" if cfg.lyapunov_k else "grad_flow"
     jac.check_causal(cfg, key)
     size = jac.state_size(cfg)
@@ -329,19 +298,13 @@ def check(cfg: RunConfig) -> None:
 # --- the runner's entry point --------------------------------------------------------------------------------
 
 
-def unit_vector(cfg: RunConfig) -> np.ndarray:
-    """The loss's seeded direction u on the top layer's final state (directions side by side)."""
-    u = np.random.default_rng([cfg.seed, SEEDS["u"]]).standard_normal(out_size(cfg) * directions(cfg))
-    return u / np.linalg.norm(u)
-
-
 def dynamics_columns(
     cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, ref: Outputs
 ) -> tuple[dict[str, float], pd.DataFrame, pd.DataFrame]:
     """Row columns, the spectrum (direction, index, exponent) and gradient flow (layer, direction, timestep,
     grad_log_norm), from the reference ``ref`` of ``params`` and ``x``. Empty tables for keys that are off."""
     if cfg.cell in LINEAR_CELLS:  # exact: time averages of ln|a_t| (rnnexp.linear.lyapunov)
-        return linear_lyapunov().dynamics_columns(cfg, params, x)
+        return linear_lyapunov.dynamics_columns(cfg, params, x)
     check(cfg)
     row: dict[str, float] = {}
     lyap = pd.DataFrame(columns=["direction", "index", "exponent"])

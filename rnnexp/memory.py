@@ -42,10 +42,10 @@ from collections.abc import Callable
 from math import prod
 from typing import Any
 
-import numpy as np
-
 from rnnexp import torch_compat
-from rnnexp.config import RunConfig
+from rnnexp.backends.numpy_grad import saved_bytes
+from rnnexp.config import Cell, RunConfig
+from rnnexp.layout import itemsize
 from rnnexp.params import (
     GATES,
     directions,
@@ -76,10 +76,6 @@ MEASURE_BYTES_PER_STEP = {"torch": 32 * KIB, "torch_cell": 56 * KIB}
 # A training step (the forward, then autograd's backward) records ~4.6x a forward's ops: +612 MiB
 # against +133 MiB for the forward alone at 500 layers x 10 steps.
 TRAINING_STEP_FACTOR = 5
-
-
-def itemsize(cfg: RunConfig) -> int:
-    return np.dtype(cfg.dtype.value).itemsize
 
 
 def n_params(cfg: RunConfig) -> int:
@@ -176,12 +172,46 @@ def estimate_job_bytes(cfg: RunConfig) -> int:
     parts = job_bytes_breakdown(cfg)
     held = parts.pop("held")
     if cfg.mode.value == "training":  # the recording for the backward, the gradients, their float64 reference
-        from rnnexp.backends.training import training_bytes_breakdown
-
         training = training_bytes_breakdown(cfg)
         held += training.pop("held")
         parts.update(training)
     return FIXED_BYTES + held + overhead_bytes(cfg) + max(parts.values())
+
+
+# A training step's peak over its recording (numpy_grad.saved_bytes): measured 1.3-3.3x across
+# numpy, torch (oneDNN's LSTM workspace is the largest), torch_cell and torch_compile at H=64, T=50,
+# two bidirectional layers; the estimate allows 4x, plus the backward's own temporaries.
+SAVED_FACTOR = 4
+
+
+def training_bytes_breakdown(cfg: RunConfig) -> dict[str, int]:
+    """What mode=training adds to ``job_bytes_breakdown``: more held, and two more phases.
+
+    Sizes as there: P parameters, X inputs, A outputs and states, S = ``numpy_grad.saved_bytes`` (the
+    recording), W = T*B*D*G*H (a layer's gate gradients or input projection, all directions),
+    I = T*B*max(input_size, D*H_out) (a layer's input gradient), s the job's itemsize, 8 float64's.
+
+    - held (added): the recording the backward phases reuse, the step's outputs and gradients, both
+      phases' gradients, and the float64 reference gradients: S + (A + 2P + 2X) s + (P + X) 8.
+    - training_phase: one step, SAVED_FACTOR x S for what an engine keeps (autograd's saved tensors,
+      oneDNN's workspace), plus gate gradients (x2 for GRU's two), input projection, input gradient
+      and a product's temporary, gradients: (4 S / s + 2 k W + W + 2 I + 2P + X) s, k = 2 for GRU.
+    - grad_reference_phase: the float64 reference gradient: its recording, the same temporaries,
+      float64 parameters, inputs and cotangents: (S / s + 2 k W + W + 2 I + 3P + 2X + A) 8.
+    """
+    s, saved = itemsize(cfg), saved_bytes(cfg)
+    t_b, n_dir = cfg.timesteps * cfg.batch_size, directions(cfg)
+    big_p, big_a = n_params(cfg), _n_activations(cfg)
+    big_x = prod(input_shape(cfg))
+    big_w = t_b * n_dir * GATES[cfg.cell] * cfg.hidden_size
+    big_i = t_b * max(cfg.input_size, n_dir * out_size(cfg))
+    k = 2 if cfg.cell is Cell.gru else 1
+    temporaries = 2 * k * big_w + big_w + 2 * big_i
+    return {
+        "held": saved + (big_a + 2 * big_p + 2 * big_x) * s + (big_p + big_x) * F64,
+        "training_phase": SAVED_FACTOR * saved + (temporaries + 2 * big_p + big_x) * s,
+        "grad_reference_phase": (saved // s + temporaries + 3 * big_p + 2 * big_x + big_a) * F64,
+    }
 
 
 ENGINES = ("onnxruntime", "jax")  # backends whose framework is their own name

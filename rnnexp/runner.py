@@ -25,7 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from rnnexp import backends, dynamics, refcache
 from rnnexp.backends import Outputs
-from rnnexp.backends.numpy_ref import reference
+from rnnexp.backends.numpy_ref import PARITY_TOL, reference
 from rnnexp.backends.training import run_training
 from rnnexp.config import ConfigError, Mode, RunConfig, as_flat_dict
 from rnnexp.envinfo import CpuMeter, load_avg_1m, row_fields, slurm_job_id
@@ -84,12 +84,6 @@ def provenance() -> dict[str, Any]:
 def shape_str(shape) -> str:
     """A shape as Python prints a tuple: ``(1, 10, 16)``; '' for none."""
     return str(tuple(int(s) for s in shape)) if shape is not None else ""
-
-
-# Parity tolerance per dtype, relative to max(1, largest |value| in the reference): float64 keeps
-# ~1e5 ulps of headroom for error accumulated over layers and timesteps; float32's 1e-5 is ~80 ulps
-# at 1.0 and 10x the worst error seen over rnn/lstm/gru at H=256-1024, T=100-200 (about 1e-6).
-PARITY_TOL = {"float32": 1e-5, "float64": 1e-10}
 
 
 def _pairs(got: Outputs, ref: Outputs):

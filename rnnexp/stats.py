@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from rnnexp.backends import Outputs
-from rnnexp.backends.numpy_ref import PACKED_GATES, StepHook
+from rnnexp.backends._numpy import PACKED_GATES, StepHook
 from rnnexp.config import Cell, Nonlinearity, RunConfig
 from rnnexp.params import GATES, directions, expected_h_n_shape, expected_output_shape, out_size, suffix
 

@@ -15,10 +15,9 @@ from rnnexp.backends.training import (
     cotangents,
     grad_parity,
     run_training,
-    training_bytes_breakdown,
 )
 from rnnexp.config import Cell, ConfigError, Dtype, Mode, RunConfig, TimingConfig
-from rnnexp.memory import peak_forward_bytes
+from rnnexp.memory import peak_forward_bytes, training_bytes_breakdown
 from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape, make_inputs, make_params
 from rnnexp.runner import PARITY_TOL, max_abs_err
 from rnnexp.validation import validate

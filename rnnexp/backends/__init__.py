@@ -41,7 +41,8 @@ class Outputs:
     layers: list[np.ndarray] | None = None
 
 
-def _noop() -> None:
+def noop() -> None:
+    """A backend's default ``sync`` (nothing to wait for on the CPU), and the timer's."""
     return None
 
 
@@ -51,11 +52,28 @@ class Prepared:
 
     call: Callable[[], Any]
     fetch: Callable[[Any], Outputs]
-    sync: Callable[[], None] = _noop  # waits for the device before each clock read
+    sync: Callable[[], None] = noop  # waits for the device before each clock read
     context: Callable[[], AbstractContextManager] = contextlib.nullcontext  # held around every call
     device: str = "cpu"
     compile_s: float | None = None  # one-off compile time, never part of the timing
     extra: dict[str, Any] = field(default_factory=dict)  # backend-specific row columns
+
+
+@dataclass
+class PreparedTraining:
+    """A training step ready to time. A recording is whatever ``forward`` returns; backends choose."""
+
+    step: Callable[[], Any]  # recording forward + whole backward; ``fetch`` reads its result
+    forward: Callable[[], Any]  # the recording forward alone
+    backward_data: Callable[[Any], Any]  # recording -> dL/dx alone; callable again on the same recording
+    backward_weights: Callable[[Any], Any]  # recording -> dL/d(every parameter) alone; likewise
+    fetch: Callable[[Any], tuple[Outputs, dict[str, np.ndarray]]]  # step's result -> outputs, gradients
+    fetch_grads: Callable[[Any], dict[str, np.ndarray]]  # a backward phase's result -> gradients
+    sync: Callable[[], None] = noop
+    context: Callable[[], AbstractContextManager] = contextlib.nullcontext
+    device: str = "cpu"
+    compile_s: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def names() -> list[str]:

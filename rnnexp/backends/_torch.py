@@ -6,8 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnexp.backends import Outputs
-from rnnexp.backends.training import PreparedTraining
+from rnnexp.backends import Outputs, PreparedTraining
 from rnnexp.config import Cell, ConfigError, Device, RunConfig
 from rnnexp.params import directions, out_size, param_shapes
 

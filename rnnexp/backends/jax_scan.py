@@ -33,8 +33,7 @@ import jax.numpy as jnp
 import jaxlib
 import numpy as np
 
-from rnnexp.backends import Outputs, Prepared
-from rnnexp.backends.training import PreparedTraining
+from rnnexp.backends import Outputs, Prepared, PreparedTraining
 from rnnexp.config import Cell, ConfigError, Device, Dtype, Nonlinearity, RunConfig
 from rnnexp.params import directions, suffix
 

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rnnexp.backends import Outputs
-from rnnexp.backends.numpy_ref import Weights, _rnn_step, _sigmoid_of_negated, _tanh_from_sigmoid, gate_order, pack
+from rnnexp.backends import Outputs, PreparedTraining
+from rnnexp.backends._numpy import Weights, gate_order, pack, rnn_step, sigmoid_of_negated, tanh_from_sigmoid
 from rnnexp.config import Cell, Nonlinearity, RunConfig
+from rnnexp.layout import itemsize
 from rnnexp.params import GATES, directions, out_size, param_shapes, suffix
 
 GATES_CLASSIC = (Cell.rnn, Cell.lstm, Cell.gru)
@@ -157,7 +158,7 @@ def _record_rnn(cfg: RunConfig, w: GradWeights, tape: Tape) -> None:
     gates = np.empty(xw.shape[1:], xw.dtype)
     h = np.zeros((xw.shape[1], tape.h_out), xw.dtype)
     for t in _order(tape):
-        _rnn_step(cfg, w.packed, xw[t], h, None, gates, None, dest[t])
+        rnn_step(cfg, w.packed, xw[t], h, None, gates, None, dest[t])
         h = dest[t]
 
 
@@ -173,9 +174,9 @@ def _record_lstm(cfg: RunConfig, w: GradWeights, tape: Tape) -> None:
     for t in _order(tape):
         gates = tape.gates[t]
         gates += np.matmul(h, w.packed.w_hh_t, out=hh)
-        _sigmoid_of_negated(gates)  # packed pre-activations -a, -2a: now sigmoid(a_i, a_f, a_o), sigmoid(2 a_g)
+        sigmoid_of_negated(gates)  # packed pre-activations -a, -2a: now sigmoid(a_i, a_f, a_o), sigmoid(2 a_g)
         i, f, o, g = (gates[:, k * hs : (k + 1) * hs] for k in range(4))
-        _tanh_from_sigmoid(g)
+        tanh_from_sigmoid(g)
         np.multiply(f, c, out=tape.c[t])  # c_t = f * c_{t-1} + i * g
         np.multiply(i, g, out=tmp)
         tape.c[t] += tmp
@@ -202,14 +203,14 @@ def _record_gru(cfg: RunConfig, w: GradWeights, tape: Tape) -> None:
         np.matmul(h, w.packed.w_hh_t, out=hh)
         rz, n = gates[:, : 2 * hs], gates[:, 2 * hs :]
         rz += hh[:, : 2 * hs]
-        _sigmoid_of_negated(rz)
+        sigmoid_of_negated(rz)
         r, z = rz[:, :hs], rz[:, hs:]
         hn = hh[:, 2 * hs :]
         if w.packed.b_hn is not None:
             hn += w.packed.b_hn
         np.multiply(hn, -0.5, out=tape.hn[t])  # the packed n rows hold -2 * (W_hn h + b_hn): exact to undo
         n += np.multiply(hn, r, out=hn)  # x_n + r * (W_hn h + b_hn), packed
-        _tanh_from_sigmoid(_sigmoid_of_negated(n))
+        tanh_from_sigmoid(sigmoid_of_negated(n))
         np.subtract(h, n, out=dest[t])  # h' = n + z * (h - n)
         dest[t] *= z
         dest[t] += n
@@ -450,8 +451,6 @@ def saved_bytes(cfg: RunConfig) -> int:
     relu' come from h itself), lstm 6H (gates, c, tanh c) plus H with a projection (o * tanh c), gru 4H
     (gates, W_hn h + b_hn). Linear in timesteps: this is what training adds over inference.
     """
-    from rnnexp.memory import itemsize
-
     hs = cfg.hidden_size
     if cfg.cell not in GATES_CLASSIC:  # a linear cell keeps its coefficients and states (rnnexp.linear.grad)
         k = GATES[cfg.cell] * hs
@@ -489,9 +488,7 @@ def prepare_training(
     d_h_n: np.ndarray,
     d_c_n: np.ndarray | None = None,
 ):
-    """The numpy backend's training step, in the job's dtype (``rnnexp.backends.training.PreparedTraining``)."""
-    from rnnexp.backends.training import PreparedTraining
-
+    """The numpy backend's training step, in the job's dtype (``rnnexp.backends.PreparedTraining``)."""
     net = prepare_weights(cfg, params)  # once, like the inference forward's packing: not timed
 
     def phase(want_x: bool, want_params: bool) -> Callable[[Recording], dict[str, np.ndarray]]:

@@ -19,7 +19,7 @@ output, in the job's batch layout, so the loop allocates nothing.
 An optional observer sees every step from inside the loop (``reference(..., observe=...)``), so
 statistics of the gates need no second pass: ``observe(layer, direction)`` returns a hook (or
 None) called after each step, in processing order, as ``hook(gates, c, h)``: for an LSTM and a
-GRU ``gates`` holds every gate's activation, (B, G*H) in ``PACKED_GATES`` order; for an rnn it
+GRU ``gates`` holds every gate's activation, (B, G*H) in ``_numpy.PACKED_GATES`` order; for an rnn it
 holds an intermediate (sigmoid(2a) for tanh, a for relu) and ``h`` is the activation; ``c`` is an
 LSTM's cell state after the step (else None); ``h`` the state just written. The buffers are
 reused at the next step: a hook reads them, never keeps or writes them. Without an observer the
@@ -29,19 +29,23 @@ loop pays one ``is None`` test per step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
-from rnnexp.backends import Outputs, Prepared
-from rnnexp.config import Cell, ConfigError, Device, Nonlinearity, RunConfig
+from rnnexp.backends import Outputs, Prepared, numpy_grad
+from rnnexp.backends._numpy import STEPS, StepHook, Weights, pack
+from rnnexp.config import Cell, ConfigError, Device, RunConfig
+from rnnexp.linear import grad as linear_grad
 from rnnexp.linear import is_linear
 from rnnexp.linear import numpy_backend as linear_numpy
-from rnnexp.params import directions, out_size, suffix
+from rnnexp.params import directions, out_size
 
-StepHook = Callable[[np.ndarray, "np.ndarray | None", np.ndarray], None]  # (gates, c, h) after each step
+# Parity tolerance per dtype, relative to max(1, largest |value| in the reference): float64 keeps
+# ~1e5 ulps of headroom for error accumulated over layers and timesteps; float32's 1e-5 is ~80 ulps
+# at 1.0 and 10x the worst error seen over rnn/lstm/gru at H=256-1024, T=100-200 (about 1e-6). The
+# forward's parity (rnnexp.runner.parity) and the gradients' (rnnexp.backends.training.grad_parity).
+PARITY_TOL = {"float32": 1e-5, "float64": 1e-10}
 Observer = Callable[[int, int], "StepHook | None"]  # (layer, direction) -> that part's hook, or None
-PACKED_GATES = {Cell.rnn: ("h",), Cell.lstm: ("i", "f", "o", "g"), Cell.gru: ("r", "z", "n")}  # the loop's order
 
 
 def check(cfg: RunConfig) -> None:
@@ -66,22 +70,14 @@ def gradients(
 ) -> dict[str, np.ndarray]:
     """The float64 reference gradient by backpropagation through time (``rnnexp.backends.numpy_grad``)."""
     if is_linear(cfg):
-        from rnnexp.linear import grad
-
-        return grad.gradients(cfg, params, x, d_output, d_h_n)
-    from rnnexp.backends import numpy_grad  # it builds on this module: imported here, not at the top
-
+        return linear_grad.gradients(cfg, params, x, d_output, d_h_n)
     return numpy_grad.gradients(cfg, params, x, d_output, d_h_n, d_c_n)
 
 
 def prepare_training(*args, **kwargs):
     """The numpy backend in mode=training: the hand-written BPTT timed as a contender (``numpy_grad``)."""
     if is_linear(args[0]):
-        from rnnexp.linear import grad
-
-        return grad.prepare_training(*args, **kwargs)
-    from rnnexp.backends import numpy_grad
-
+        return linear_grad.prepare_training(*args, **kwargs)
     return numpy_grad.prepare_training(*args, **kwargs)
 
 
@@ -106,63 +102,6 @@ def forward(
 ) -> Outputs:
     """Run every layer and direction; layer l>0 reads the concatenated outputs of layer l-1."""
     return run(cfg, pack(cfg, params), x, hoist, keep_layers, observe)
-
-
-@dataclass(frozen=True)
-class Weights:
-    """One layer and direction, packed for the loop (gate columns in ``gate_order``'s order)."""
-
-    w_ih_t: np.ndarray  # (in_features, G*H)
-    w_hh_t: np.ndarray  # (H_out, G*H)
-    bias_x: np.ndarray | None  # (G*H,): b_ih + b_hh, except GRU's n block (b_in only); None without bias
-    b_hn: np.ndarray | None  # GRU's recurrent n bias, added before the reset product
-    w_hr_t: np.ndarray | None  # (H, proj_size) for a projecting LSTM
-
-
-def gate_order(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Row order of the packed gates (LSTM: i, f, o, g) and each row's scale: -1 sigmoid, -2 tanh, 1 relu."""
-    h = cfg.hidden_size
-    blocks = {Cell.rnn: (0,), Cell.lstm: (0, 1, 3, 2), Cell.gru: (0, 1, 2)}[cfg.cell]
-    relu = cfg.nonlinearity is Nonlinearity.relu
-    scales = {Cell.rnn: (1.0 if relu else -2.0,), Cell.lstm: (-1.0, -1.0, -1.0, -2.0), Cell.gru: (-1.0, -1.0, -2.0)}
-    rows = np.concatenate([np.arange(b * h, (b + 1) * h) for b in blocks])
-    return rows, np.repeat(scales[cfg.cell], h)
-
-
-def pack(cfg: RunConfig, params: dict[str, np.ndarray]) -> list[list[Weights]]:
-    """packed[layer][direction]: the weights in the loop's layout (see the module docstring)."""
-    rows, scale = gate_order(cfg)
-    h = cfg.hidden_size
-    scale = scale.astype(next(iter(params.values())).dtype)
-
-    def get(name: str, s: str) -> np.ndarray | None:
-        p = params.get(name + s)
-        return None if p is None else p[rows] * (scale if p.ndim == 1 else scale[:, None])
-
-    grid = []
-    for layer in range(cfg.layers):
-        row = []
-        for d in range(directions(cfg)):
-            s = suffix(layer, d)
-            b_ih, b_hh = get("bias_ih", s), get("bias_hh", s)
-            bias_x, b_hn = None, None
-            if b_ih is not None:
-                bias_x = b_ih + b_hh
-                if cfg.cell is Cell.gru:
-                    bias_x[2 * h :] = b_ih[2 * h :]
-                    b_hn = np.ascontiguousarray(b_hh[2 * h :])
-            w_hr = params.get("weight_hr" + s)
-            row.append(
-                Weights(
-                    w_ih_t=np.ascontiguousarray(get("weight_ih", s).T),
-                    w_hh_t=np.ascontiguousarray(get("weight_hh", s).T),
-                    bias_x=bias_x,
-                    b_hn=b_hn,
-                    w_hr_t=None if w_hr is None else np.ascontiguousarray(w_hr.T),
-                )
-            )
-        grid.append(row)
-    return grid
 
 
 def run(
@@ -222,7 +161,7 @@ def _run_direction(
     tmp = np.empty((batch, cfg.hidden_size), dt)  # LSTM's i*g and o*tanh(c)
     h = np.zeros((batch, out_size(cfg)), dt)
     c = np.zeros((batch, cfg.hidden_size), dt) if cfg.cell is Cell.lstm else None
-    step = _STEPS[cfg.cell]
+    step = STEPS[cfg.cell]
     for t in range(steps - 1, -1, -1) if reverse else range(steps):
         if hoist:
             xt = xw[t]
@@ -235,63 +174,3 @@ def _run_direction(
         if hook is not None:
             hook(gates, c, h)
     return h, c
-
-
-def _sigmoid_of_negated(a: np.ndarray) -> np.ndarray:
-    """In place: a = 1 / (1 + exp(a)), the sigmoid of -a (exp may overflow to inf: 1/inf = 0 is right)."""
-    np.exp(a, out=a)
-    a += 1
-    return np.reciprocal(a, out=a)
-
-
-def _tanh_from_sigmoid(s: np.ndarray, out: np.ndarray | None = None) -> None:
-    """out = 2 * s - 1 (into s itself without ``out``): tanh(a) from s = sigmoid(2a)."""
-    out = s if out is None else out
-    np.multiply(s, 2, out=out)
-    out -= 1
-
-
-def _rnn_step(cfg, w, xt, h, c, gates, tmp, dest):
-    np.matmul(h, w.w_hh_t, out=gates)  # a contiguous buffer: faster to write than the strided dest
-    gates += xt
-    if cfg.nonlinearity is Nonlinearity.tanh:
-        _tanh_from_sigmoid(_sigmoid_of_negated(gates), out=dest)  # gates held -2a
-    else:
-        np.maximum(gates, 0, out=dest)
-
-
-def _lstm_step(cfg, w, xt, h, c, gates, tmp, dest):
-    hs = cfg.hidden_size
-    np.matmul(h, w.w_hh_t, out=gates)
-    gates += xt
-    _sigmoid_of_negated(gates)  # held -a_i, -a_f, -a_o, -2a_g: now sigmoid(a_i), ..., sigmoid(2a_g)
-    i, f, o, g = (gates[:, k * hs : (k + 1) * hs] for k in range(4))
-    _tanh_from_sigmoid(g)
-    c *= f  # c = f*c + i*g
-    np.multiply(i, g, out=tmp)
-    c += tmp
-    hidden = tmp if w.w_hr_t is not None else dest
-    np.tanh(c, out=hidden)
-    hidden *= o  # h = o * tanh(c)
-    if w.w_hr_t is not None:
-        np.matmul(hidden, w.w_hr_t, out=dest)
-
-
-def _gru_step(cfg, w, xt, h, c, gates, tmp, dest):
-    hs = cfg.hidden_size
-    np.matmul(h, w.w_hh_t, out=gates)
-    rz, n = gates[:, : 2 * hs], gates[:, 2 * hs :]
-    rz += xt[:, : 2 * hs]
-    _sigmoid_of_negated(rz)
-    r, z = rz[:, :hs], rz[:, hs:]
-    if w.b_hn is not None:
-        n += w.b_hn  # b_hn stays inside the reset product, as in nn.GRU
-    n *= r
-    n += xt[:, 2 * hs :]
-    _tanh_from_sigmoid(_sigmoid_of_negated(n))  # n held -2 * (x_n + r * h_n)
-    np.subtract(h, n, out=dest)  # h' = n + z * (h - n) = (1 - z) * n + z * h
-    dest *= z
-    dest += n
-
-
-_STEPS = {Cell.rnn: _rnn_step, Cell.lstm: _lstm_step, Cell.gru: _gru_step}

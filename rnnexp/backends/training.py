@@ -1,9 +1,10 @@
 """The training step (``mode=training``): what a backend provides, and how a job times and checks it.
 
 A backend trains if its module defines ``prepare_training(cfg, params, x, d_output, d_h_n, d_c_n)
--> PreparedTraining``. The loss is ``L = sum(output * d_output) + sum(h_n * d_h_n) (+ sum(c_n *
-d_c_n))``, so a backend never forms L: its backward is the vector-Jacobian product of its forward
-with those cotangents (``cotangents(cfg)``, drawn from the job's seed, the same for every backend).
+-> PreparedTraining`` (declared in ``rnnexp.backends``). The loss is ``L = sum(output * d_output) +
+sum(h_n * d_h_n) (+ sum(c_n * d_c_n))``, so a backend never forms L: its backward is the
+vector-Jacobian product of its forward with those cotangents (``cotangents(cfg)``, drawn from the
+job's seed, the same for every backend).
 
 Four things are timed, each with ``rnnexp.measure.measure`` (cold call, warm-up, blocks, median):
 
@@ -21,57 +22,30 @@ cuDNN's ``BackwardWeights``, which reuses what ``BackwardData`` left in its rese
 
 from __future__ import annotations
 
-import contextlib
-import math
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rnnexp.backends import Outputs
+from rnnexp.backends import Outputs, PreparedTraining
+from rnnexp.backends.numpy_ref import PARITY_TOL
 from rnnexp.config import Cell, RunConfig
 from rnnexp.measure import Measurement, Progress, measure
 from rnnexp.params import (
-    GATES,
-    directions,
     expected_c_n_shape,
     expected_h_n_shape,
     expected_output_shape,
-    input_shape,
-    out_size,
 )
 
 PHASES = ("step", "fwd", "bwd_data", "bwd_weights")
 
 # Gradient parity tolerance per dtype, relative to max(1, largest |reference gradient|): the
-# forward's (rnnexp.runner.PARITY_TOL). Gradients sum T*B products per weight and run the chain back
+# forward's (numpy_ref.PARITY_TOL). Gradients sum T*B products per weight and run the chain back
 # through every step, yet float32 stayed within 1.3e-6 of that scale (numpy and torch, rnn/lstm/gru,
 # H=256, B=8, two bidirectional layers, T=100 and 500), about 8x inside; float64 gradients agree
 # with torch.autograd to ~1e-15 of it (tests/test_gradients.py holds them to 1e-10).
-GRAD_PARITY_TOL = {"float32": 1e-5, "float64": 1e-10}
-
-
-def _noop() -> None:
-    return None
-
-
-@dataclass
-class PreparedTraining:
-    """A training step ready to time. A recording is whatever ``forward`` returns; backends choose."""
-
-    step: Callable[[], Any]  # recording forward + whole backward; ``fetch`` reads its result
-    forward: Callable[[], Any]  # the recording forward alone
-    backward_data: Callable[[Any], Any]  # recording -> dL/dx alone; callable again on the same recording
-    backward_weights: Callable[[Any], Any]  # recording -> dL/d(every parameter) alone; likewise
-    fetch: Callable[[Any], tuple[Outputs, dict[str, np.ndarray]]]  # step's result -> outputs, gradients
-    fetch_grads: Callable[[Any], dict[str, np.ndarray]]  # a backward phase's result -> gradients
-    sync: Callable[[], None] = _noop
-    context: Callable[[], AbstractContextManager] = contextlib.nullcontext
-    device: str = "cpu"
-    compile_s: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+GRAD_PARITY_TOL = PARITY_TOL
 
 
 def cotangents(cfg: RunConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -111,45 +85,6 @@ def grad_parity(cfg: RunConfig, got: list[dict[str, np.ndarray]], ref: dict[str,
 
         tol = relative_tol(cfg, GRAD_PARITY_TOL[cfg.dtype.value]) * scale
     return {"grad_max_abs_err_vs_ref": err, "grad_parity_tol": tol, "grad_parity_ok": bool(err <= tol)}
-
-
-# A training step's peak over its recording (numpy_grad.saved_bytes): measured 1.3-3.3x across
-# numpy, torch (oneDNN's LSTM workspace is the largest), torch_cell and torch_compile at H=64, T=50,
-# two bidirectional layers; the estimate allows 4x, plus the backward's own temporaries.
-SAVED_FACTOR = 4
-
-
-def training_bytes_breakdown(cfg: RunConfig) -> dict[str, int]:
-    """What mode=training adds to ``rnnexp.memory.job_bytes_breakdown``: more held, and two more phases.
-
-    Sizes as there: P parameters, X inputs, A outputs and states, S = ``numpy_grad.saved_bytes`` (the
-    recording), W = T*B*D*G*H (a layer's gate gradients or input projection, all directions),
-    I = T*B*max(input_size, D*H_out) (a layer's input gradient), s the job's itemsize, 8 float64's.
-
-    - held (added): the recording the backward phases reuse, the step's outputs and gradients, both
-      phases' gradients, and the float64 reference gradients: S + (A + 2P + 2X) s + (P + X) 8.
-    - training_phase: one step, SAVED_FACTOR x S for what an engine keeps (autograd's saved tensors,
-      oneDNN's workspace), plus gate gradients (x2 for GRU's two), input projection, input gradient
-      and a product's temporary, gradients: (4 S / s + 2 k W + W + 2 I + 2P + X) s, k = 2 for GRU.
-    - grad_reference_phase: the float64 reference gradient: its recording, the same temporaries,
-      float64 parameters, inputs and cotangents: (S / s + 2 k W + W + 2 I + 3P + 2X + A) 8.
-    """
-    from rnnexp.backends.numpy_grad import saved_bytes
-    from rnnexp.memory import F64, _n_activations, itemsize, n_params
-
-    s, saved = itemsize(cfg), saved_bytes(cfg)
-    t_b, n_dir = cfg.timesteps * cfg.batch_size, directions(cfg)
-    big_p, big_a = n_params(cfg), _n_activations(cfg)
-    big_x = math.prod(input_shape(cfg))
-    big_w = t_b * n_dir * GATES[cfg.cell] * cfg.hidden_size
-    big_i = t_b * max(cfg.input_size, n_dir * out_size(cfg))
-    k = 2 if cfg.cell is Cell.gru else 1
-    temporaries = 2 * k * big_w + big_w + 2 * big_i
-    return {
-        "held": saved + (big_a + 2 * big_p + 2 * big_x) * s + (big_p + big_x) * F64,
-        "training_phase": SAVED_FACTOR * saved + (temporaries + 2 * big_p + big_x) * s,
-        "grad_reference_phase": (saved // s + temporaries + 3 * big_p + 2 * big_x + big_a) * F64,
-    }
 
 
 @dataclass

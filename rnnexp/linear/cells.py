@@ -42,7 +42,7 @@ import math
 import numpy as np
 
 from rnnexp.config import Cell, Init, RunConfig
-from rnnexp.params import directions, suffix
+from rnnexp.layout import directions, draw, suffix
 
 DT_MIN, DT_MAX, DT_FLOOR = 1e-3, 1e-1, 1e-4  # Mamba's dt_min, dt_max, dt_init_floor
 
@@ -125,13 +125,11 @@ def draw_part(rng: np.random.Generator, cfg: RunConfig, in_size: int) -> dict[st
             out["A_log"] = np.log(np.tile(np.arange(1, cfg.state_size + 1, dtype=float), (cfg.hidden_size, 1)))
             out["D"] = np.ones(cfg.hidden_size)
     if cfg.init is not Init.torch_default:
-        from rnnexp.params import _draw
-
         for name, shape in shapes.items():
             if name in DENSE or (name == "D" and len(shape) == 2) or name in ("bias_ih", "in_proj_bias"):
                 # one "gate" per block: orthogonal acts like xavier on these input-side matrices
                 key = "bias_ih" if name.endswith("bias") or name.startswith("bias") else "weight_ih"
-                out[name] = _draw(rng, cfg, key, shape)
+                out[name] = draw(rng, cfg, key, shape)
     return {name: out[name] for name in shapes}
 
 

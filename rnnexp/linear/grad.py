@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnexp.backends import Outputs
+from rnnexp.backends import Outputs, PreparedTraining
 from rnnexp.config import Cell, RunConfig, Scan
 from rnnexp.linear import cells, network, ops, scans
 from rnnexp.params import directions, suffix
@@ -182,7 +182,6 @@ def gradients(cfg: RunConfig, params: dict, x: np.ndarray, d_output: np.ndarray,
 def prepare_training(cfg: RunConfig, params: dict, x: np.ndarray, d_output, d_h_n, d_c_n=None):
     """The numpy backend's training step in the job's dtype and scan. Both backward phases run the whole
     backward (its input and weight gradients share the adjoint scan) and keep their own share."""
-    from rnnexp.backends.training import PreparedTraining
 
     def step():
         rec = record(cfg, params, x)

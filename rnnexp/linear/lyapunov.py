@@ -12,7 +12,7 @@ jac_sigma_max_* (the largest singular value of J_t): max_i |a_t,i| for one layer
 whose off-diagonal blocks this does not form.
 
 Gradient flow (``grad_flow``): L = <u, the top layer's last output> (what h_n holds; u the seeded unit
-vector of ``rnnexp.dynamics.unit_vector``), and ln ||dL/dh_t|| for every layer's state, from the
+vector of ``rnnexp.exponents.unit_vector``), and ln ||dL/dh_t|| for every layer's state, from the
 hand-written BPTT's reverse scan (``grad.backward``: the total derivative, through the upper layers too).
 These adjoints only contract (|a_t| <= 1), so no rescaling is needed.
 """
@@ -23,8 +23,11 @@ import numpy as np
 import pandas as pd
 
 from rnnexp.config import Cell, ConfigError, RunConfig, Scan
-from rnnexp.linear import network, ops
+from rnnexp.exponents import kaplan_yorke, log_slope, unit_vector
+from rnnexp.jacobians import check_causal
+from rnnexp.linear import grad, network, ops
 from rnnexp.params import directions
+from rnnexp.stats import DIRECTIONS
 
 NP = ops.get("numpy")
 
@@ -42,8 +45,6 @@ def state_size(cfg: RunConfig) -> int:
 
 
 def check(cfg: RunConfig) -> None:
-    from rnnexp.jacobians import check_causal
-
     if not (cfg.lyapunov_k or cfg.grad_flow):
         return
     check_causal(cfg, "lyapunov_k" if cfg.lyapunov_k else "grad_flow")
@@ -83,9 +84,6 @@ def dynamics_columns(cfg: RunConfig, params: dict, x: np.ndarray) -> tuple[dict,
         row["grad_norm_log_slope"], grads = grad_flow(cfg, params, x)
     if not cfg.lyapunov_k:
         return row, lyap, grads
-    from rnnexp.dynamics import kaplan_yorke
-    from rnnexp.stats import DIRECTIONS
-
     logs = [la[cfg.lyapunov_warmup :] for la in log_moduli(cfg, params, x)]
     spectra = [np.sort(la.mean(axis=0))[::-1][: cfg.lyapunov_k] for la in logs]
     joint = np.sort(np.concatenate(spectra))[::-1][: cfg.lyapunov_k]
@@ -109,10 +107,6 @@ def dynamics_columns(cfg: RunConfig, params: dict, x: np.ndarray) -> tuple[dict,
 
 def grad_flow(cfg: RunConfig, params: dict, x: np.ndarray) -> tuple[float, pd.DataFrame]:
     """The top layer's log-norm slope against the distance to the end, and the long-form table (module docstring)."""
-    from rnnexp.dynamics import log_slope, unit_vector
-    from rnnexp.linear import grad
-    from rnnexp.stats import DIRECTIONS
-
     p = {k: np.asarray(v, np.float64) for k, v in params.items()}
     x0 = np.asarray(x[:1] if cfg.batch_first else x[:, :1], np.float64)
     rec = grad.record(cfg, p, x0, Scan.sequential)

@@ -13,7 +13,7 @@ so errors add up along its memory. First-order bound, u the unit roundoff (2^-24
   (already in M): sequential 2, associative 4 ceil(log2 T) (2 per level of the tree, for the products
   of a and for the states), chunked 2 (ceil(T/C) + 1) (the carry across chunk ends, then the fix-up).
 
-The row's tolerance is the dtype's usual one (``rnnexp.runner.PARITY_TOL``) or this bound, whichever is
+The row's tolerance is the dtype's usual one (``rnnexp.backends.numpy_ref.PARITY_TOL``) or this bound, whichever is
 larger, times max(1, max|reference|). Measured (float32, H=16, B=2, I=8; worst of numpy and torch,
 relative to that scale): mingru/minlstm/s6 <= 2.1e-7 for T = 16 .. 16,384, every scan; lru (r_max 0.999)
 4e-7 at T=16 to 5e-6 at T=16,384, and 3e-5 / 1.5e-4 / 6.4e-4 at T=16,384 for r_max = 0.999 / 0.9999 /
