@@ -12,7 +12,6 @@ run in that dir removes it (:func:`remove_stale_temps`), and nothing else.
 from __future__ import annotations
 
 import glob
-import io
 import json
 import os
 import threading
@@ -85,12 +84,6 @@ def write_json_atomic(path: Path | str, record: Any) -> Path:
 def write_csv_atomic(df, path: Path | str) -> Path:
     """A pandas DataFrame as CSV, without its index."""
     return write_atomic(path, lambda fh: df.to_csv(fh, index=False))
-
-
-def csv_text(df) -> str:
-    buf = io.StringIO()
-    df.to_csv(buf, index=False)
-    return buf.getvalue()
 
 
 def remove_stale_temps(folder: Path | str, names: Iterable[str]) -> list[Path]:

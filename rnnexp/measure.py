@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rnnexp.backends import noop
 from rnnexp.config import TimingConfig
 
 Clock = Callable[[], float]
@@ -45,10 +46,6 @@ MAX_OVERHEAD_FRAC = 1e-3  # timer overhead / block time, at most (torch's docstr
 MAX_BLOCK_SIZE = 2**31 - 1  # torch's cap, against a function too fast for the clock
 MIN_BLOCK_S = 1e-9  # a block never reads as less (torch's floor; keeps median > 0)
 MIN_BLOCKS_FOR_IQR = 4  # quartiles of fewer blocks mean little (torch: len(times) > 3)
-
-
-def _noop() -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,7 @@ def time_block(fn: Callable[[], Any], sync: Callable[[], None], number: int, clo
 
 def estimate_overhead(sync: Callable[[], None], clock: Clock = time.perf_counter, repeats: int = 5) -> float:
     """Median seconds of an empty block (sync and two clock reads): what timing adds to every block."""
-    return float(np.median([time_block(_noop, sync, 0, clock) for _ in range(repeats)]))
+    return float(np.median([time_block(noop, sync, 0, clock) for _ in range(repeats)]))
 
 
 def estimate_block_size(
@@ -200,7 +197,7 @@ def expected_blocks(blocks: list[float], s: TimingConfig) -> int:
 def measure(
     fn: Callable[[], Any],
     settings: TimingConfig,
-    sync: Callable[[], None] = _noop,
+    sync: Callable[[], None] = noop,
     clock: Clock = time.perf_counter,
     progress: Callable[[Progress], None] | None = None,
     probe: Callable[[Callable[[], Any]], Any] | None = None,
@@ -244,10 +241,6 @@ def measure(
         cpu_s = cpu_clock() - cpu0
     meas = Measurement(number, tuple(blocks), first_call_s, overhead_s, end - start, cpu_s, end - wall0)
     return meas, result
-
-
-def _ignore(_: Progress) -> None:
-    return None
 
 
 SAMPLE_COLUMNS = ("phase", "block", "block_size", "block_time_s")

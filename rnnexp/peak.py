@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnexp.backends import noop
 from rnnexp.config import TimingConfig
 from rnnexp.envinfo import CpuMeter, load_avg_1m
 from rnnexp.fileio import write_json_atomic
@@ -123,12 +124,8 @@ def _warm_up(call: Callable[[], Any], seconds: float, block_min_s: float) -> int
 
 def _round(call: Callable[[], Any], size: int, number: int, blocks: int) -> dict:
     """One round: ``blocks`` blocks of ``number`` calls each, their median per-call time as GFLOP/s."""
-    per_call = [time_block(call, _noop, number, time.perf_counter) / number for _ in range(blocks)]
+    per_call = [time_block(call, noop, number, time.perf_counter) / number for _ in range(blocks)]
     return _figures(size, per_call, number * blocks)
-
-
-def _noop() -> None:
-    return None
 
 
 def measure_peak(dtype: str, threads: int, size: int | None = None, rounds: int | None = None) -> dict[str, Any]:

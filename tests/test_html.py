@@ -52,9 +52,7 @@ class Page(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.tags: list[tuple[str, dict]] = []
         self.rows: list[list[str]] = []
-        self.heads: list[str] = []
         self.scripts: list[tuple[dict, str]] = []
-        self._stack: list[str] = []
         self._in_results = False
         self._cell: list[str] | None = None
         self._script: tuple[dict, list[str]] | None = None

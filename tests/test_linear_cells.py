@@ -43,12 +43,6 @@ def test_scans_agree_with_the_loop(steps, chunk, lib):
         np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-12, err_msg=kind.value)
 
 
-def test_rounding_depth_orders_the_scans():
-    assert scans.rounding_depth(Scan.sequential, 4096) == 4096
-    assert scans.rounding_depth(Scan.associative, 4096) == 24
-    assert scans.rounding_depth(Scan.chunked, 4096, 64) == 128
-
-
 def _paper_mingru(x, w, b, hs):
     """Feng et al. 2024, Algorithm (sequential minGRU): z = sigmoid(Linear_z(x)), h~ = Linear_h(x)."""
     h = np.zeros((x.shape[1], hs))

@@ -12,7 +12,8 @@
   sequentially, and added into each chunk in one pass. chunk + T/chunk dependent steps.
 
 Every function returns a new array of b's shape; ``a`` may be a broadcast view of it. The rounding
-depth of each order (how many roundings the longest chain of a state passes) is ``rounding_depth``.
+depth of each order (how many roundings the longest chain of a state passes) is its number of
+dependent steps: T, 2 ceil(log2 T), chunk + T/chunk.
 """
 
 from __future__ import annotations
@@ -136,13 +137,3 @@ def scan(a, b, ops, kind: Scan = Scan.sequential, chunk: int = 64, log: bool = F
     if kind is Scan.chunked:
         return chunked(a, b, ops, chunk, s)
     return sequential(a, b, ops, s)
-
-
-def rounding_depth(kind: Scan, steps: int, chunk: int = 64) -> int:
-    """Multiply-adds on the longest chain from an input to a state: the order's error grows with it."""
-    if kind is Scan.associative:
-        return 2 * max(1, math.ceil(math.log2(max(steps, 2))))
-    if kind is Scan.chunked:
-        c = min(chunk, steps)
-        return c + math.ceil(steps / c)
-    return steps
