@@ -26,7 +26,7 @@ from rnnexp.fileio import write_csv_atomic
 from rnnexp.review import checks, evidence, verdicts
 from rnnexp.review.escape import terminal_text
 from rnnexp.review.inputs import InputError, Results, load
-from rnnexp.review.keys import order_rows
+from rnnexp.review.keys import by_nesting, order_rows
 from rnnexp.review.output import Printer
 from rnnexp.review.verdicts import Configuration
 
@@ -264,7 +264,8 @@ def compare(base: Results, new: Results, args) -> tuple[list[Difference], list[s
     on, skipped = match_keys(base.table, new.table)
     if not on:
         raise InputError("no configuration column holds values in both tables to match rows on")
-    bt, nt = order_rows(base.table, on), order_rows(new.table, on, first=base.table)  # one order: the keys'
+    order = by_nesting(base.table, on)  # the sweep's own order, as in its results.csv, summary and report
+    bt, nt = order_rows(base.table, order), order_rows(new.table, order, first=base.table)
     det, timed = select(bt, nt, args)
     evidence_notes = [*check_evidence("BASE", base), *check_evidence("NEW", new)] if timed else []
     judged = bool(timed) and base.side(schema.SAMPLES) is not None and new.side(schema.SAMPLES) is not None
@@ -301,7 +302,7 @@ def compare(base: Results, new: Results, args) -> tuple[list[Difference], list[s
     configs = verdicts.per_configuration(configs, [(t.config, v) for t, v in zip(timings, decided, strict=True)])
     one_diffs, one_configs = one_sided(unmatched, list(new_rows.items()), new_keys, on, label, args.require_same_rows)
     diffs += one_diffs
-    configs = verdicts.in_order([*configs, *one_configs], on, base.table)
+    configs = verdicts.in_order([*configs, *one_configs], order, base.table)
     tests = sum(t.base is not None and t.new is not None for t in timings)
     timing = "none"
     if timed:
@@ -456,6 +457,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def write_verdicts(path: Path, configs: list[Configuration], keys: list[str]) -> None:
     """The verdicts table, whole or not at all; a path that cannot be written is bad input (InputError)."""
+    if path.is_dir() or not path.name:  # '.', '..', 'out/': no file name to write
+        raise InputError(f"--csv {path}: is a directory (give a file path for the verdicts table)")
     try:
         write_csv_atomic(verdicts.table(configs, keys), path)
     except OSError as exc:
