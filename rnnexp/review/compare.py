@@ -1,11 +1,15 @@
 """``rnnexp compare BASE NEW``: did anything regress between two runs?
 
-Rows are matched on the configuration keys (``rnnexp.schema``, rule ``key``). Deterministic columns
-must agree exactly, or within a tolerance for floats; a column empty in both rows is equal.
-Timings are judged from the samples (``samples.csv``) with a confidence interval for the ratio
-(``rnnexp.review.evidence``) and a minimum effect (``--ratio``): a difference the samples cannot
-support is inconclusive and does not fail. Exit status: 0 nothing regressed, 1 something did,
-2 unusable input (a missing, malformed or truncated table; no row in common).
+Rows are matched on the configuration keys (``rnnexp.schema``, rule ``key``), never on what names
+a run (job number, dir, command), so a row re-created by its own command matches its sweep's row.
+A row on one side only is listed and counted, not failed (``--require-same-rows`` fails it).
+Deterministic columns must agree exactly, or within a tolerance for floats; a column empty in both
+rows is equal. Timings are judged from the samples (``samples.csv``) with a confidence interval for
+the ratio (``rnnexp.review.evidence``) and a minimum effect (``--ratio``), the changes chosen over
+all timings together at a false discovery rate (``rnnexp.review.verdicts``): a difference the
+samples cannot support is inconclusive and does not fail. Exit status: 0 nothing regressed, 1
+something did, 2 unusable input (a missing, malformed or truncated table; no row in common; a
+``--csv`` path that cannot be written).
 """
 
 from __future__ import annotations
@@ -295,7 +299,7 @@ def compare(base: Results, new: Results, args) -> tuple[list[Difference], list[s
         raise InputError(f"no row of NEW matches a row of BASE by configuration: they differ in {why}")
     decided = verdicts.decide([(t.base, t.new) for t in timings], args.ratio, medians=[t.medians for t in timings])
     for t, v in zip(timings, decided, strict=True):
-        if v.verdict != evidence.SAME:
+        if v.verdict != evidence.SAME and judged:  # without samples.csv the notes say it once, not per row
             c = configs[t.config]
             diffs.append(Difference(c.label, t.column.name, show(t.medians[0]), show(t.medians[1]), *timing_note(v),
                                     deviation=abs(math.log(v.ratio)) if v.ratio > 0 else 0.0))  # fmt: skip
