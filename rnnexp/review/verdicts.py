@@ -155,7 +155,7 @@ def summary(configs: Sequence[Configuration]) -> str:
     mean, low, high = geometric_mean([c.ratio for c in matched])
     timed = sum(1 for c in matched if c.ratio > 0 and math.isfinite(c.ratio))
     if math.isnan(mean):
-        gm = "geometric mean NEW/BASE time: none (no configuration timed on both sides)"
+        gm = "geometric mean NEW/BASE time: none (no timing compared on both sides)"
     elif math.isnan(low):
         gm = f"geometric mean NEW/BASE time x{mean:.3g} (1 configuration: no interval)"
     else:
