@@ -1,15 +1,20 @@
-"""How often `rnnexp compare` cries wolf on identical sweeps, and how often it catches a real 1.5x slowdown.
+"""How often `rnnexp compare` cries wolf on identical sweeps and how often it catches a real slowdown, per config.
 
-    python benchmarks/compare_false_alarms.py            # 20 pairs of identical quick sweeps, quiet machine
-    python benchmarks/compare_false_alarms.py --busy     # the same with a second busy process running
-    python benchmarks/compare_false_alarms.py --quick    # one small pair of each (tests/test_benchmarks.py)
+    python benchmarks/compare_false_alarms.py                 # one pair of 200-configuration sweeps, 2x slowdown
+    python benchmarks/compare_false_alarms.py --busy          # the same with a second busy process running
+    python benchmarks/compare_false_alarms.py --pairs 3       # three pairs (figures summed over them)
+    python benchmarks/compare_false_alarms.py --quick         # 4 configurations, to check the script works
 
-False alarms: two identical `timing=quick` sweeps of the tutorial preset, each a fresh process, compared
-with the default --ratio; a pair fails when compare exits 1. Targets: 0 of 20 quiet, at most 1 of 20 busy.
-Detection: BASE runs timesteps=T, NEW runs timesteps=1.5T of a NumPy rnn whose time is proportional to
-T (1.5x the work, a real slowdown), relabelled T so the rows match; compared on time_median_ms only,
-with 10 blocks per job (quick timing's 3 blocks cannot support any 99% interval: inconclusive).
-Target: 20 of 20. The slowdown each pair really measured (median ratio) is printed beside it.
+Each pair is three sweeps of a small NumPy rnn over ``--configs`` hidden sizes (``timing=quick`` with 20
+blocks of at least 5 ms per job: quick timing's 3 blocks support no 99% interval), each a fresh process,
+run back to back:
+
+- A and B run timesteps=T. False alarms: the configurations `rnnexp compare A B` calls slower or faster
+  (its --csv verdicts), at the default --ratio. Target: at most 1 of 200.
+- S runs timesteps=--slowdown x T, relabelled T so that its rows match A's: the same calls doing that
+  much more work, a deterministic slowdown (the NumPy loop's time is proportional to T). Detection:
+  the configurations `rnnexp compare A S --columns time_median_ms` calls slower. Target: at least 95%.
+  The slowdown really measured (the ratio of median times) is printed beside it.
 """
 
 from __future__ import annotations
@@ -20,17 +25,19 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-IDENTICAL = ["+experiment=tutorial", "timing=quick"]
-IDENTICAL_QUICK = ["backend=numpy,torch", "timing=quick"]
-# 10 blocks: with quick timing's 3 a 99% interval cannot exist, and compare rightly says inconclusive
-SLOW_BASE = ["cell=rnn", "backend=numpy", "hidden_size=128", "input_size=128", "batch_size=16", "timing=quick",
-             "timing.min_blocks=10"]  # fmt: skip
+# 20 blocks of at least 5 ms: with quick timing's 3 a 99% interval cannot exist (compare rightly says
+# inconclusive), and its 1 ms blocks are each at the mercy of one scheduler slice on a shared machine
+SPEC = ["cell=rnn", "backend=numpy", "input_size=16", "batch_size=4", "timing=quick", "timing.min_blocks=20",
+        "timing.block_min_s=0.005", "timing.max_run_time_s=1"]  # fmt: skip
+FIRST_SIZE = 8  # hidden sizes FIRST_SIZE, FIRST_SIZE + 1, ...: one configuration each
 T = 40
+FLAGGED = ("slower", "faster")
 
 
 def cli(args: list[str], cwd: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -38,25 +45,28 @@ def cli(args: list[str], cwd: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *extra, *args], cwd=cwd, env=env, capture_output=True, text=True)
 
 
-def sweep(args: list[str], out: Path) -> Path:
+def sweep(configs: int, timesteps: int, out: Path) -> Path:
+    sizes = f"hidden_size=range({FIRST_SIZE},{FIRST_SIZE + configs})"
+    args = [*SPEC, sizes, f"timesteps={timesteps}", f"store={out.parent / 'history.duckdb'}"]
     done = cli(["-m", "rnnexp", "-m", *args, f"hydra.sweep.dir={out}"], ROOT)
     if done.returncode not in (0, 1):
         raise SystemExit(f"sweep failed: {' '.join(args)}\n{done.stderr[-2000:]}")
     if not (out / "samples.csv").is_file() and not list(out.glob("*/samples.csv")):  # compare reads either
-        raise SystemExit(
-            f"{out}: the CLI wrote no samples.csv, so compare cannot judge timings (every verdict would be "
-            "inconclusive and these figures meaningless); run this once the row producer writes samples.csv"
-        )
+        raise SystemExit(f"{out}: the CLI wrote no samples.csv, so compare cannot judge timings")
     return out
 
 
-def compare(base: Path, new: Path, *options: str) -> tuple[int, str]:
-    done = cli(["-m", "rnnexp.review.compare", str(base), str(new), *options], ROOT)
-    return done.returncode, done.stdout
+def compare(base: Path, new: Path, verdicts: Path, *options: str) -> tuple[int, pd.Series, str]:
+    """compare's exit status, its verdict per configuration (from --csv), and its summary line."""
+    done = cli(["-m", "rnnexp.review.compare", str(base), str(new), "--csv", str(verdicts), *options], ROOT)
+    if done.returncode == 2:
+        raise SystemExit(f"compare refused {base} vs {new}: {done.stderr.strip()}")
+    summary = next((line for line in done.stdout.splitlines() if "configurations matched" in line), "")
+    return done.returncode, pd.read_csv(verdicts)["verdict"], summary
 
 
 def relabel(sweep_dir: Path, timesteps: int) -> None:
-    """NEW ran more steps; its rows claim BASE's so that they match (shapes then differ: compare timing only)."""
+    """S ran more steps; its rows claim A's so that they match (shapes then differ: compare timing only)."""
     for path in [sweep_dir / "results.csv", *sweep_dir.glob("*/results.csv")]:
         table = pd.read_csv(path)
         table["timesteps"] = timesteps
@@ -74,40 +84,50 @@ def busy_loop() -> subprocess.Popen:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", type=int, default=20)
-    parser.add_argument("--quick", action="store_true", help="one small pair of each, to check the script works")
+    parser.add_argument("--pairs", type=int, default=1)
+    parser.add_argument("--configs", type=int, default=200, help="configurations per sweep (hidden sizes)")
+    parser.add_argument("--slowdown", type=float, default=2.0, help="NEW's work over BASE's (timesteps factor)")
+    parser.add_argument("--quick", action="store_true", help="one pair of 4 configurations, to check the script")
     parser.add_argument("--busy", action="store_true", help="run a second busy process throughout")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
+    configs = 4 if args.quick else args.configs
     pairs = 1 if args.quick else args.pairs
-    identical = IDENTICAL_QUICK if args.quick else IDENTICAL
     hog = busy_loop() if args.busy else None
-    figures: dict = {"pairs": pairs, "busy": args.busy, "false_alarms": 0, "detected": 0, "ratios": []}
+    figures: dict = {"pairs": pairs, "configs": configs, "slowdown": args.slowdown, "busy": args.busy,
+                     "false_alarms": 0, "false_alarm_exits": 0, "detected": 0, "ratios": [], "summaries": [],
+                     "seconds": []}  # fmt: skip
     try:
         with tempfile.TemporaryDirectory(prefix="rnnexp_compare_bench_") as tmp:
             root = Path(tmp)
             for i in range(pairs):
-                a, b = sweep(identical, root / f"a{i}"), sweep(identical, root / f"b{i}")
-                code, out = compare(a, b)
-                figures["false_alarms"] += code == 1
-                if code == 1:
-                    print(f"pair {i}: false alarm\n" + "\n".join(x for x in out.splitlines() if "REGRESSION" in x))
-                base = sweep([*SLOW_BASE, f"timesteps={T}"], root / f"s{i}")
-                new = sweep([*SLOW_BASE, f"timesteps={int(T * 1.5)}"], root / f"t{i}")
-                relabel(new, T)
-                figures["ratios"].append(measured_ratio(base, new))
-                code, out = compare(base, new, "--columns", "time_median_ms")
-                figures["detected"] += code == 1
+                start = time.perf_counter()
+                a, b = sweep(configs, T, root / f"a{i}"), sweep(configs, T, root / f"b{i}")
+                s = sweep(configs, round(T * args.slowdown), root / f"s{i}")
+                figures["seconds"].append(round(time.perf_counter() - start, 1))
+                code, verdicts, line = compare(a, b, root / f"same{i}.csv")
+                flagged = int(verdicts.isin(FLAGGED).sum())
+                figures["false_alarms"] += flagged
+                figures["false_alarm_exits"] += code == 1
+                figures["summaries"].append(line)
+                print(f"pair {i} identical: {flagged} of {len(verdicts)} flagged; {line}")
+                relabel(s, T)
+                figures["ratios"].append(measured_ratio(a, s))
+                code, verdicts, line = compare(a, s, root / f"slow{i}.csv", "--columns", "time_median_ms")
+                figures["detected"] += int((verdicts == "slower").sum())
+                figures["summaries"].append(line)
+                print(f"pair {i} slowed: {int((verdicts == 'slower').sum())} of {len(verdicts)} slower; {line}")
     finally:
         if hog:
             hog.kill()
             hog.wait()
     load = "a second busy process" if args.busy else "quiet"
+    total = pairs * configs
     ratios = sorted(figures["ratios"])
-    print(f"false alarms ({load}): {figures['false_alarms']} of {pairs} pairs of identical sweeps")
-    middle = ratios[len(ratios) // 2]
-    print(f"detected 1.5x slowdown ({load}): {figures['detected']} of {pairs} "
-          f"(measured x{middle:.2f}, range x{ratios[0]:.2f}-x{ratios[-1]:.2f})")  # fmt: skip
+    print(f"false alarms ({load}): {figures['false_alarms']} of {total} configurations flagged in {pairs} pairs "
+          f"of identical sweeps (compare exited 1 in {figures['false_alarm_exits']})")  # fmt: skip
+    print(f"detected {args.slowdown:g}x slowdown ({load}): {figures['detected']} of {total} configurations "
+          f"(measured x{ratios[len(ratios) // 2]:.2f}, range x{ratios[0]:.2f}-x{ratios[-1]:.2f})")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0

@@ -177,10 +177,17 @@ def test_ignore_timing(check):
     assert check(base_rows(), "--ignore-timing", slower=lambda row: 3.0)[0] == 0
 
 
-def test_missing_row_and_failed_row_regress_new_row_does_not(check):
+def test_rows_on_one_side_are_listed_not_failed_unless_same_rows_are_required(check):
     code, out, _ = check(base_rows()[:3])
-    assert code == 1 and "row missing in NEW" in out
-    assert check(base_rows(), base=base_rows()[:3])[0] == 0  # a row only in NEW is reported, not failed
+    assert code == 0 and "row only in BASE" in out and "1 only-in-base" in out
+    code, out, _ = check(base_rows(), base=base_rows()[:3])
+    assert code == 0 and "row only in NEW" in out and "1 only-in-new" in out
+    code, out, _ = check(base_rows()[:3], "--require-same-rows")
+    assert code == 1 and "row only in BASE" in regression_lines(out)[0]
+    assert check(base_rows(), "--require-same-rows", base=base_rows()[:3])[0] == 1
+
+
+def test_failed_row_regresses_fixed_row_does_not(check):
     failed = changed(status={1: "error"}, error={1: "RuntimeError: boom"})
     code, out, _ = check(failed)
     assert code == 1 and "now failing" in regression_lines(out)[0] and len(regression_lines(out)) == 1

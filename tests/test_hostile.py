@@ -235,8 +235,11 @@ def test_interrupted_sweep_names_its_missing_jobs(tmp_path, capsys):
     assert said in err and "job 5 (cell=lstm backend=numpy hidden_size=32)" in err
     assert escape.markdown_cell(said) in (sweep / "report.md").read_text()
     make_sweep(tmp_path / "base", rows)
-    assert compare.main([str(tmp_path / "base"), str(sweep), "--ignore-timing"]) == 1
+    assert compare.main([str(tmp_path / "base"), str(sweep), "--ignore-timing", "--require-same-rows"]) == 1
     assert "warning: NEW: 4 of 6 jobs have no row" in capsys.readouterr().out
+    assert compare.main([str(tmp_path / "base"), str(sweep), "--ignore-timing"]) == 0  # listed, not failed (issue 23)
+    out = capsys.readouterr().out
+    assert "warning: NEW: 4 of 6 jobs have no row" in out and "4 only-in-base" in out
 
 
 def test_deleted_job_dir_without_root_table_is_named(tmp_path, capsys):

@@ -1,11 +1,15 @@
 """``rnnexp compare BASE NEW``: did anything regress between two runs?
 
-Rows are matched on the configuration keys (``rnnexp.schema``, rule ``key``). Deterministic columns
-must agree exactly, or within a tolerance for floats; a column empty in both rows is equal.
-Timings are judged from the samples (``samples.csv``) with a confidence interval for the ratio
-(``rnnexp.review.evidence``) and a minimum effect (``--ratio``): a difference the samples cannot
-support is inconclusive and does not fail. Exit status: 0 nothing regressed, 1 something did,
-2 unusable input (a missing, malformed or truncated table; no row in common).
+Rows are matched on the configuration keys (``rnnexp.schema``, rule ``key``), never on what names
+a run (job number, dir, command), so a row re-created by its own command matches its sweep's row.
+A row on one side only is listed and counted, not failed (``--require-same-rows`` fails it).
+Deterministic columns must agree exactly, or within a tolerance for floats; a column empty in both
+rows is equal. Timings are judged from the samples (``samples.csv``) with a confidence interval for
+the ratio (``rnnexp.review.evidence``) and a minimum effect (``--ratio``), the changes chosen over
+all timings together at a false discovery rate (``rnnexp.review.verdicts``): a difference the
+samples cannot support is inconclusive and does not fail. Exit status: 0 nothing regressed, 1
+something did, 2 unusable input (a missing, malformed or truncated table; no row in common; a
+``--csv`` path that cannot be written).
 """
 
 from __future__ import annotations
@@ -22,10 +26,13 @@ import numpy as np
 import pandas as pd
 
 from rnnexp import schema
-from rnnexp.review import checks, evidence
+from rnnexp.fileio import write_csv_atomic
+from rnnexp.review import checks, evidence, verdicts
 from rnnexp.review.escape import terminal_text
 from rnnexp.review.inputs import InputError, Results, load
+from rnnexp.review.keys import by_nesting, order_rows
 from rnnexp.review.output import Printer
+from rnnexp.review.verdicts import Configuration
 
 PROG = "rnnexp compare"
 RATIO = 1.2  # the smallest timing change worth failing over (benchmarks/compare_false_alarms.py)
@@ -65,7 +72,8 @@ class Difference:
     base: str
     new: str
     note: str
-    verdict: str  # REGRESSION fails; faster, fixed, inconclusive, changed, new row are reported only
+    verdict: str  # REGRESSION fails; faster, fixed, inconclusive, changed, only-in-* are reported only
+    deviation: float = 0.0  # |log NEW/BASE| of a timing: the largest are shown first
 
     @property
     def regression(self) -> bool:
@@ -176,15 +184,8 @@ def samples_of(res: Results, job_num, col: schema.Column) -> np.ndarray | None:
     return None
 
 
-def timing_difference(col, b: dict, n: dict, base: Results, new: Results, ratio: float) -> tuple[str, str] | None:
-    """(note, verdict) for a judged timing column; None when the samples show the same time."""
-    if missing(b.get(col.name)) or missing(n.get(col.name)):
-        return None
-    medians = (float(b[col.name]), float(n[col.name]))
-    v = evidence.judge(samples_of(base, b.get("job_num"), col), samples_of(new, n.get("job_num"), col), ratio,
-                       medians=medians)  # fmt: skip
-    if v.verdict == evidence.SAME:
-        return None
+def timing_note(v: evidence.Verdict) -> tuple[str, str]:
+    """(note, verdict) of a judged timing that is not 'same'."""
     label = {evidence.REGRESSION: "REGRESSION", evidence.FASTER: "faster"}.get(v.verdict, v.verdict)
     word = {evidence.REGRESSION: "slower ", evidence.FASTER: "faster "}.get(v.verdict, "")
     return word + v.note(), label
@@ -247,35 +248,73 @@ def check_evidence(name: str, res: Results) -> list[str]:
     return []
 
 
-def compare(base: Results, new: Results, args) -> tuple[list[Difference], list[str]]:
-    """The differences between two runs, and notes on what was matched and compared."""
-    bt, nt = base.table, new.table
-    on, skipped = match_keys(bt, nt)
+@dataclass
+class Timing:
+    """One judged timing of a matched pair: decided with every other timing of the comparison (``verdicts``)."""
+
+    config: int  # index into the comparison's configurations
+    column: schema.Column
+    base: np.ndarray | None
+    new: np.ndarray | None
+    medians: tuple[float, float]
+
+
+def compare(base: Results, new: Results, args) -> tuple[list[Difference], list[str], list[Configuration]]:
+    """The differences between two runs, notes on what was matched and compared, and one verdict per configuration.
+
+    Rows are matched on the declared configuration keys only, never on what names a run (its job
+    number, dir or command), so a row re-created by its own command matches its sweep's row.
+    """
+    on, skipped = match_keys(base.table, new.table)
     if not on:
         raise InputError("no configuration column holds values in both tables to match rows on")
+    order = by_nesting(base.table, on)  # the sweep's own order, as in its results.csv, summary and report
+    bt, nt = order_rows(base.table, order), order_rows(new.table, order, first=base.table)
     det, timed = select(bt, nt, args)
     evidence_notes = [*check_evidence("BASE", base), *check_evidence("NEW", new)] if timed else []
+    judged = bool(timed) and base.side(schema.SAMPLES) is not None and new.side(schema.SAMPLES) is not None
     label = labeller(bt, nt, on)
     new_keys = row_keys(nt, on)
     new_rows = dict(zip(new_keys, nt.to_dict("records"), strict=True))
-    diffs, matched, unmatched = [], 0, []
+    diffs: list[Difference] = []
+    configs: list[Configuration] = []
+    timings: list[Timing] = []
+    unmatched = []
     for key, b in zip(row_keys(bt, on), bt.to_dict("records"), strict=True):
         n = new_rows.pop(key, None)
         if n is None:
-            unmatched.append(key)
+            unmatched.append((key, b))
             continue
-        matched += 1
-        diffs += row_differences(label(key), b, n, det, timed, base, new, args)
-    if not matched:
-        why = Counter(nearest_difference(k, new_keys, on) for k in unmatched).most_common(1)[0][0]
+        mine = row_differences(label(key), b, n, det, base, new, args)
+        diffs += mine
+        verdict = verdicts.CHANGED if mine else verdicts.SAME
+        configs.append(Configuration(key, label(key), verdict, keys={k: b.get(k) for k in on}))
+        if norm(b.get("status")) == "ok" and norm(n.get("status")) == "ok":
+            timings += [Timing(len(configs) - 1, col, samples_of(base, b.get("job_num"), col) if judged else None,
+                               samples_of(new, n.get("job_num"), col) if judged else None,
+                               (float(b[col.name]), float(n[col.name])))
+                        for col in timed if not missing(b.get(col.name)) and not missing(n.get(col.name))]  # fmt: skip
+    if not configs:
+        why = Counter(nearest_difference(k, new_keys, on) for k, _ in unmatched).most_common(1)[0][0]
         raise InputError(f"no row of NEW matches a row of BASE by configuration: they differ in {why}")
-    for key in unmatched:
-        note = f"row missing in NEW (nearest NEW row: {nearest_difference(key, new_keys, on)})"
-        diffs.append(Difference(label(key), "(row)", "present", "missing", note, "REGRESSION"))
-    diffs += [Difference(label(k), "(row)", "missing", "present", "row only in NEW", "new row") for k in new_rows]
-    timing = f"{', '.join(c.name for c in timed)} from samples (past x{args.ratio:g})" if timed else "none"
+    decided = verdicts.decide([(t.base, t.new) for t in timings], args.ratio, medians=[t.medians for t in timings])
+    for t, v in zip(timings, decided, strict=True):
+        if v.verdict != evidence.SAME and judged:  # without samples.csv the notes say it once, not per row
+            c = configs[t.config]
+            diffs.append(Difference(c.label, t.column.name, show(t.medians[0]), show(t.medians[1]), *timing_note(v),
+                                    deviation=abs(math.log(v.ratio)) if v.ratio > 0 else 0.0))  # fmt: skip
+    configs = verdicts.per_configuration(configs, [(t.config, v) for t, v in zip(timings, decided, strict=True)])
+    one_diffs, one_configs = one_sided(unmatched, list(new_rows.items()), new_keys, on, label, args.require_same_rows)
+    diffs += one_diffs
+    configs = verdicts.in_order([*configs, *one_configs], order, base.table)
+    tests = sum(t.base is not None and t.new is not None for t in timings)
+    timing = "none"
+    if timed:
+        names = ", ".join(c.name for c in timed)
+        timing = f"{names} from samples (past x{args.ratio:g}; FDR {verdicts.FDR:.0%} over {tests} timings)"
     if timed and (lacking := [n for n, r in (("BASE", base), ("NEW", new)) if r.side(schema.SAMPLES) is None]):
         timing = f"inconclusive for every row: no {schema.SAMPLES} in {' or '.join(lacking)}"
+    matched = sum(c.verdict not in verdicts.ONE_SIDED for c in configs)
     notes = [f"{matched} rows matched on {len(on)} config keys; compared {len(det)} deterministic columns; "
              f"timing: {timing}"]  # fmt: skip
     if skipped:
@@ -283,10 +322,26 @@ def compare(base: Results, new: Results, args) -> tuple[list[Difference], list[s
     undeclared = sorted({c for c in (*bt.columns, *nt.columns) if schema.column(c) is None} - {"source"})
     if undeclared:
         notes.append(f"not compared (undeclared columns): {', '.join(map(terminal_text, undeclared))}")
-    return diffs, notes + evidence_notes
+    return diffs, notes + evidence_notes, configs
 
 
-def row_differences(label: str, b: dict, n: dict, det, timed, base: Results, new: Results, args) -> list[Difference]:
+def one_sided(only_base, only_new, new_keys, on, label, strict: bool) -> tuple[list[Difference], list[Configuration]]:
+    """Rows on one side only: listed and counted (benchstat's and pytest-benchmark's way), failed when ``strict``."""
+    diffs, configs = [], []
+    for side, rows in ((verdicts.ONLY_BASE, only_base), (verdicts.ONLY_NEW, only_new)):
+        for key, row in rows:
+            if side == verdicts.ONLY_BASE:
+                note = f"row only in BASE (nearest NEW row: {nearest_difference(key, new_keys, on)})"
+                cells = ("present", "missing")
+            else:
+                note, cells = "row only in NEW", ("missing", "present")
+            diffs.append(Difference(label(key), "(row)", *cells, note, "REGRESSION" if strict else side))
+            configs.append(Configuration(key, label(key), side, keys={k: row.get(k) for k in on}))
+    return diffs, configs
+
+
+def row_differences(label: str, b: dict, n: dict, det, base: Results, new: Results, args) -> list[Difference]:
+    """The deterministic differences of one matched pair of rows (status, shapes, statistics, parity)."""
     out = []
     status_changed = norm(b.get("status")) != norm(n.get("status"))
     for col in det:
@@ -299,11 +354,6 @@ def row_differences(label: str, b: dict, n: dict, det, timed, base: Results, new
         return out
     if not args.columns:
         out += [Difference(label, *d) for d in side_differences(base, new, b, n, args.tolerance)]
-    if norm(b.get("status")) == "ok" and base.side(schema.SAMPLES) is not None and new.side(schema.SAMPLES) is not None:
-        for col in timed:
-            change = timing_difference(col, b, n, base, new, args.ratio)
-            if change:
-                out.append(Difference(label, col.name, show(b.get(col.name)), show(n.get(col.name)), *change))
     return out
 
 
@@ -341,14 +391,25 @@ def load_warnings(name: str, t: pd.DataFrame) -> list[str]:
     return out
 
 
-def difference_table(diffs: list[Difference]) -> str:
-    """Regressions first, then inconclusive timings, then the rest; one line per row and column."""
-    order = {"REGRESSION": 0, "inconclusive": 1}
+SHOWN = 20  # difference lines on the terminal without --all: a screen
+
+
+def difference_table(diffs: list[Difference], limit: int | None = None) -> str:
+    """Regressions first, then inconclusive timings, then the rest, the largest deviations first within each;
+    one line per row and column; past ``limit`` lines, a count of the rest."""
+    order = {"REGRESSION": 0, "inconclusive": 1, verdicts.ONLY_BASE: 3, verdicts.ONLY_NEW: 3}
+    ranked = sorted(diffs, key=lambda d: (order.get(d.verdict, 2), -d.deviation))  # stable: the keys' order
+    shown = ranked if limit is None else ranked[:limit]
     head = ("row", "column", "base", "new", "note", "verdict")
-    rows = [head] + [tuple(map(terminal_text, (d.row, d.column, d.base, d.new, d.note, d.verdict)))
-                     for d in sorted(diffs, key=lambda d: order.get(d.verdict, 2))]  # fmt: skip
+    rows = [head] + [tuple(map(terminal_text, (d.row, d.column, d.base, d.new, d.note, d.verdict))) for d in shown]
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    lines = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    rest = ranked[len(shown) :]
+    if rest:
+        kinds = Counter(d.verdict for d in rest)
+        lines.append(f"... and {len(rest)} more ({', '.join(f'{n} {v}' for v, n in kinds.most_common())}): "
+                     "--all shows every one, --csv PATH writes every configuration's verdict")  # fmt: skip
+    return "\n".join(lines)
 
 
 def _ratio(text: str) -> float:
@@ -363,9 +424,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog=PROG,
         description="Check NEW against BASE. Rows are matched by configuration; deterministic columns (shapes, "
         "statistics, parity, status) must agree exactly, floats within a tolerance, a column empty in both is "
-        "equal; timings are judged from samples.csv: a regression needs a 99%% confidence interval of the "
+        "equal; timings are judged from samples.csv: a regression needs a 99% confidence interval of the "
         "NEW/BASE time ratio wholly above --ratio, and a difference the samples cannot support is 'inconclusive' "
-        "and does not fail. Exit status: 0 nothing regressed, 1 something did, 2 unusable input.",
+        "and does not fail; the changes are chosen over all timings at a false discovery rate of 1%. Rows on one "
+        "side only are listed, not failed (--require-same-rows fails them). Exit status: 0 nothing regressed, "
+        "1 something did, 2 unusable input.",
     )
     parser.add_argument("base", type=Path, metavar="BASE", help="baseline: results.csv, sweep dir, run or job dir")
     parser.add_argument("new", type=Path, metavar="NEW", help="the run to check against BASE")
@@ -379,6 +442,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--ratio", type=_ratio, default=RATIO, help=f"smallest timing change that counts, a factor (default {RATIO})"
     )
+    parser.add_argument(
+        "--require-same-rows",
+        action="store_true",
+        help="a row on one side only fails (exit 1), as for a baseline; default: such rows are listed and counted",
+    )
+    parser.add_argument("--csv", type=Path, metavar="PATH", help="write every configuration's verdict to this CSV")
+    parser.add_argument("--all", action="store_true", help=f"print every difference (default: the first {SHOWN})")
     parser.add_argument("--rtol", type=float, help=f"relative tolerance for float columns (default {FLOAT.rtol:g})")
     parser.add_argument("--atol", type=float, help=f"absolute tolerance for float columns (default {FLOAT.atol:g})")
     args = parser.parse_args(argv)
@@ -389,12 +459,24 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def write_verdicts(path: Path, configs: list[Configuration], keys: list[str]) -> None:
+    """The verdicts table, whole or not at all; a path that cannot be written is bad input (InputError)."""
+    if path.is_dir() or not path.name:  # '.', '..', 'out/': no file name to write
+        raise InputError(f"--csv {path}: is a directory (give a file path for the verdicts table)")
+    try:
+        write_csv_atomic(verdicts.table(configs, keys), path)
+    except OSError as exc:
+        raise InputError(f"--csv {path}: {exc.strerror or exc} (give a file path that can be written)") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     out = Printer()
     try:
         base, new = load(args.base), load(args.new)
-        diffs, notes = compare(base, new, args)
+        diffs, notes, configs = compare(base, new, args)
+        if args.csv is not None:  # before anything is printed: a bad path is one line, not a report and a line
+            write_verdicts(args.csv, configs, list(configs[0].keys))
     except InputError as exc:
         print(f"{PROG}: error: {terminal_text(exc)}", file=sys.stderr)
         return 2
@@ -404,10 +486,13 @@ def main(argv: list[str] | None = None) -> int:
     for line in warnings(base, new, not args.ignore_timing):
         out.say(f"warning: {line}")
     if diffs:
-        out.say("\n" + difference_table(diffs))
+        out.say("\n" + difference_table(diffs, None if args.all else SHOWN))
     regressions = sum(d.regression for d in diffs)
     inconclusive = sum(d.verdict == "inconclusive" for d in diffs)
-    out.say(f"\n{regressions} regressions, {inconclusive} inconclusive, "
+    out.say("\n" + verdicts.summary(configs))
+    if args.csv is not None:
+        out.say(f"verdicts: {terminal_text(args.csv)}")
+    out.say(f"{regressions} regressions, {inconclusive} inconclusive, "
             f"{len(diffs) - regressions - inconclusive} other differences")  # fmt: skip
     out.close()
     return out.exit_code(PROG, 1 if regressions else 0)

@@ -65,12 +65,37 @@ def u_null_counts(m: int, n: int) -> np.ndarray:
     return p
 
 
-@functools.lru_cache(maxsize=4096)  # a history walks thousands of judgements with few (m, n)
-def moses_rank(m: int, n: int, confidence: float = CONFIDENCE) -> int:
-    """k such that the k-th smallest and k-th largest pairwise differences bound the interval (0: none exists)."""
+@functools.lru_cache(maxsize=256)  # a comparison or a history judges thousands of pairs with few (m, n)
+def u_null_cdf(m: int, n: int) -> np.ndarray:
+    """P(U <= u) for u = 0..m*n when BASE and NEW come from one distribution."""
     counts = u_null_counts(m, n)
     cdf = np.cumsum(counts) / counts.sum()
-    return int(np.sum(cdf <= (1 - confidence) / 2 * (1 + 1e-12)))
+    cdf.flags.writeable = False  # shared by every caller through the cache
+    return cdf
+
+
+@functools.lru_cache(maxsize=4096)
+def moses_rank(m: int, n: int, confidence: float = CONFIDENCE) -> int:
+    """k such that the k-th smallest and k-th largest pairwise differences bound the interval (0: none exists)."""
+    return int(np.sum(u_null_cdf(m, n) <= (1 - confidence) / 2 * (1 + 1e-12)))
+
+
+def p_value(base: np.ndarray | None, new: np.ndarray | None, ratio: float) -> float:
+    """The exact two-sided p-value of "NEW/BASE lies within [1/ratio, ratio]"; 1.0 without samples on a side.
+
+    Each side is the Mann-Whitney test of the log times with NEW shifted by log(ratio): the test the
+    interval inverts, so ``p_value(...) <= 1 - c`` exactly when ``judge(..., confidence=c)`` finds a
+    regression or a speed-up. Multiple-comparison procedures (``rnnexp.review.verdicts``) need the p-value.
+    """
+    if base is None or new is None or not len(base) or not len(new):
+        return 1.0
+    lb, ln = np.log(np.asarray(base, float)), np.log(np.asarray(new, float))
+    diffs = np.sort((ln[:, None] - lb[None, :]).ravel())
+    cdf = u_null_cdf(len(lb), len(ln))
+    shift = math.log(ratio)
+    at_most = int(np.searchsorted(diffs, shift, side="right"))  # pairs not past the band above: few when slower
+    at_least = diffs.size - int(np.searchsorted(diffs, -shift, side="left"))  # pairs not past it below
+    return min(1.0, 2 * min(float(cdf[at_most]), float(cdf[at_least])))
 
 
 def judge(

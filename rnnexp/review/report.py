@@ -29,6 +29,7 @@ PROG = "rnnexp report"
 REFERENCE = "numpy"  # the backend speed-ups are measured against, when the input has its rows
 SHAPES = ["output_shape", "h_n_shape", "c_n_shape", "shape_ok"]
 PHASE_TIMES = ["fwd_time_median_ms", "bwd_data_time_median_ms", "bwd_weights_time_median_ms"]
+SHOWN = 20  # rows per table on the terminal without --all: a screen (report.md holds every row)
 NOISY = "noisy"  # a speed-up cell where either time is flagged noisy: the ratio is not shown
 
 
@@ -112,13 +113,16 @@ def shape_table(df: pd.DataFrame) -> pd.DataFrame | None:
     return tidy(cells.assign(**{c: cells[c].map(text) for c in shapes}), keys, shapes, df)
 
 
-def parity_table(df: pd.DataFrame) -> pd.DataFrame | None:
-    """Largest |backend - float64 reference| by configuration x backend; FAIL marks parity_ok false."""
+def parity_table(df: pd.DataFrame, error: str = "max_abs_err_vs_ref", check: str = "parity_ok") -> pd.DataFrame | None:
+    """Largest |backend - float64 reference| by configuration x backend; FAIL marks ``check`` false.
+
+    The forward's by default; training's gradients with ``grad_max_abs_err_vs_ref`` and ``grad_parity_ok``.
+    """
     ok = ok_rows(df)
-    if ok.empty or ok["max_abs_err_vs_ref"].isna().all():
+    if ok.empty or error not in ok or ok[error].isna().all():
         return None
-    cell = ok["max_abs_err_vs_ref"].map(lambda v: "" if pd.isna(v) else f"{v:.2g}")
-    cell += ok["parity_ok"].map(lambda v: " FAIL" if v is False else "")
+    cell = ok[error].map(lambda v: "" if pd.isna(v) else f"{v:.2g}")
+    cell += ok[check].map(lambda v: " FAIL" if v is False else "")
     keys = index_keys(df)
     cells = ok.assign(_cell=cell)
     pivot = cells.pivot_table(index=keys, columns="backend", values="_cell", aggfunc="first", sort=False)
@@ -178,6 +182,9 @@ def sections(res: Results, reference: str | None) -> dict[str, pd.DataFrame]:
         "Training step by phase (median ms)": lambda: phase_table(df),
         "Shapes": lambda: shape_table(df),
         "Parity: max |backend - float64 reference|": lambda: parity_table(df),
+        "Gradient parity: max |backend - float64 reference| of the gradients": lambda: parity_table(
+            df, "grad_max_abs_err_vs_ref", "grad_parity_ok"
+        ),
         "Hidden-state statistics": lambda: stats_table(df, reference),
         "Per layer and direction (layer_stats.csv)": lambda: layer_table(res, reference),
         "Failed jobs": lambda: failures(df),
@@ -193,9 +200,22 @@ def markdown(t: pd.DataFrame) -> str:
     return "\n".join([line(rows[0]), line(["---"] * len(t.columns)), *map(line, rows[1:])])
 
 
-def terminal_table(t: pd.DataFrame) -> str:
-    """A table for the terminal: every cell and column name one inert line."""
-    return t.map(terminal_text).rename(columns=terminal_text).to_string(index=False)
+def terminal_table(t: pd.DataFrame, limit: int | None = None) -> str:
+    """A table for the terminal: every cell and column name one inert line.
+
+    Past ``limit`` rows, the rows holding a failure (FAIL, an error) and then the first in order, and a count.
+    """
+    shown = t
+    if limit is not None and len(t) > limit:
+        failing = t.apply(lambda row: any(str(v).endswith("FAIL") for v in row), axis=1)
+        if "status" in t:
+            failing |= t["status"] != "ok"
+        keep = [*t.index[failing], *t.index[~failing]][:limit]
+        shown = t.loc[t.index.isin(keep)]
+    text = shown.map(terminal_text).rename(columns=terminal_text).to_string(index=False)
+    if len(shown) < len(t):
+        text += f"\n... {len(t) - len(shown)} more rows of {len(t)} (--all prints every row; report.md holds them)"
+    return text
 
 
 def write_markdown(
@@ -266,6 +286,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--reference", help=f"backend speed-ups are measured against (default {REFERENCE}, when it has rows)"
     )
     parser.add_argument("--no-plots", action="store_true", help="write report.md and print tables only")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help=f"print every row of every table (default: {SHOWN} rows each, failures first)",
+    )
     return parser.parse_args(argv)
 
 
@@ -312,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: warning: {terminal_text(line)}", file=sys.stderr)
     tables = sections(res, reference)
     for title, t in tables.items():
-        out.say(f"\n== {terminal_text(title)} ==\n{terminal_table(t)}")
+        out.say(f"\n== {terminal_text(title)} ==\n{terminal_table(t, None if args.all else SHOWN)}")
     pngs: list[Path] = []
     try:
         if not args.no_plots:
