@@ -1,6 +1,9 @@
 """rnnexp: config-driven experiments on recurrent networks' shapes, speed and hidden-state dynamics."""
 
-__version__ = "0.1.0"
+from rnnexp._version import __version__
+from rnnexp.api import load, run  # the Python API: it imports pandas, Hydra and torch only when called
+
+__all__ = ["__version__", "history", "load", "run"]
 
 
 def history(store=None):

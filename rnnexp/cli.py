@@ -30,7 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rnnexp import __version__, fileio, logs
+from rnnexp import fileio, logs
+from rnnexp._version import __version__
 from rnnexp.config import ConfigError
 from rnnexp.dirlock import DirBusy, DirLock
 from rnnexp.session import Fatal, Session
