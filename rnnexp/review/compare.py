@@ -363,7 +363,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog=PROG,
         description="Check NEW against BASE. Rows are matched by configuration; deterministic columns (shapes, "
         "statistics, parity, status) must agree exactly, floats within a tolerance, a column empty in both is "
-        "equal; timings are judged from samples.csv: a regression needs a 99%% confidence interval of the "
+        "equal; timings are judged from samples.csv: a regression needs a 99% confidence interval of the "
         "NEW/BASE time ratio wholly above --ratio, and a difference the samples cannot support is 'inconclusive' "
         "and does not fail. Exit status: 0 nothing regressed, 1 something did, 2 unusable input.",
     )
