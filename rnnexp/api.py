@@ -64,12 +64,13 @@ def run(*overrides: str, out: str | os.PathLike | None = None) -> pd.DataFrame:
     row, side tables, ``.hydra/``, ``env.json`` and the job's log go there, as a CLI run dir's do
     (``rnnexp report`` and ``rnnexp.load`` read it). The history store and tracking are the CLI's.
     """
-    from rnnexp import preflight, schema
+    from rnnexp import configfiles, preflight, schema
     from rnnexp.override import parse
 
     texts = _check_overrides(overrides)
-    preflight.check_argv(texts)  # exactly a CLI run's checks: keys, values, presets, the composed config
-    dcfg = preflight.compose([parse(t) for t in texts])
+    with configfiles.named():  # a config file that does not parse: its file and line, not PyYAML's trace
+        preflight.check_argv(texts)  # exactly a CLI run's checks: keys, values, presets, the composed config
+        dcfg = preflight.compose([parse(t) for t in texts])
     with tempfile.TemporaryDirectory(prefix="rnnexp-run-") as tmp:
         root = _out_dir(Path(out)) if out is not None else Path(tmp)
         _run_in(root, dcfg, texts, keep=out is not None)

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from rnnexp import fileio, logs
 from rnnexp._version import __version__
 from rnnexp.config import ConfigError
+from rnnexp.configfiles import ConfigFileError
 from rnnexp.dirlock import DirBusy, DirLock
 from rnnexp.session import Fatal, Session
 
@@ -117,6 +118,10 @@ def _run(argv: list[str], guard: SignalGuard) -> int:
     except UsageError as exc:
         _error(exc)
         return EXIT_USAGE
+    except ConfigFileError as exc:  # a config file in the search path that does not parse: its file and line
+        _trace_if_asked(exc)
+        _error(exc)
+        return EXIT_USAGE
     except OutputError as exc:
         _trace_if_asked(exc)
         _error(exc)
@@ -133,14 +138,18 @@ def _run(argv: list[str], guard: SignalGuard) -> int:
 def _dispatch(argv: list[str], guard: SignalGuard) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+    from rnnexp import configfiles
+
     if argv and argv[0] == "resume":
-        return resume(argv[1:], guard)
+        with configfiles.named():
+            return resume(argv[1:], guard)
     if argv:
         check_subcommand(argv[0])
     if "--version" in argv:
         print(version_text())
         return EXIT_OK
-    return start(argv, guard)
+    with configfiles.named():
+        return start(argv, guard)
 
 
 def check_subcommand(word: str) -> None:
@@ -462,7 +471,7 @@ def make_dir(root: Path) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = fileio.write_text_atomic(root / ".rnnexp.probe", "")
-        probe.unlink()
+        probe.unlink(missing_ok=True)  # a second run starting into the same dir may have removed it: the lock decides
     except OSError as exc:
         bad_path = exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT)
         reason = exc.strerror or str(exc)
