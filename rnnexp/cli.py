@@ -138,11 +138,14 @@ def _run(argv: list[str], guard: SignalGuard) -> int:
 def _dispatch(argv: list[str], guard: SignalGuard) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
-    from rnnexp import configfiles
+    from rnnexp import completion, configfiles
 
     if argv and argv[0] == "resume":
         with configfiles.named():
             return resume(argv[1:], guard)
+    if completion.is_query(argv) and "COMP_LINE" in os.environ:
+        print(completion.answer(os.environ["COMP_LINE"], [*SUBCOMMANDS, "resume"], lambda: _quietly(argv)))
+        return EXIT_OK
     if argv:
         check_subcommand(argv[0])
     if "--version" in argv:
@@ -598,6 +601,16 @@ def run_hydra(hydra_argv: list[str], session: Session) -> None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_full
+
+
+def _quietly(argv: list[str]) -> str:
+    """What Hydra prints for ``argv`` (a completion query): its answer, and nothing on the terminal."""
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        _hydra_only(argv)
+    return out.getvalue()
 
 
 def _hydra_only(argv: list[str]) -> int:

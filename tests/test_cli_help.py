@@ -165,3 +165,33 @@ def test_resume_without_dir_and_no_outputs_is_one_line(tmp_path, monkeypatch, ca
     where = tmp_path / "outputs"
     assert error_lines(capsys) == [f"rnnexp: error: resume: no interrupted run or sweep under {where}/ (give its dir: "
                                    "rnnexp resume DIR)"]  # fmt: skip
+
+
+# --------------------------------------------------------------------------- shell completion
+
+
+@pytest.mark.parametrize(
+    "line, offered",
+    [
+        ("rnnexp re", {"report", "resume"}),
+        ("rnnexp li", {"list"}),
+        ("rnnexp hid", {"hidden_size="}),
+        ("rnnexp cell=l", {"cell=lstm", "cell=lru"}),  # an Enum key's choices, not its current value
+        ("rnnexp -m dtype=", {"dtype=float32", "dtype=float64"}),
+        ("rnnexp +experiment=deepb", {"+experiment=deepbench", "+experiment=deepbench_small"}),
+        ("rnnexp layers=2 re", set()),  # a subcommand only as the first word
+        ("rnnexp report ", set()),  # after a subcommand: the shell's file names
+        ("rnnexp compare out", set()),
+    ],
+)
+def test_completion_offers_subcommands_keys_and_choices(monkeypatch, capsys, line, offered):
+    monkeypatch.setenv("COMP_LINE", line)
+    monkeypatch.setenv("COMP_POINT", str(len(line)))
+    assert cli.run(["-sc", "query=bash"]) == 0
+    out, err = capsys.readouterr()
+    assert set(out.split()) == offered and err == ""
+
+
+def test_completion_installs_through_rnnexp(capsys):
+    assert cli.run(["-sc", "install=bash"]) == 0
+    assert "complete -o nospace -o default -F hydra_bash_completion rnnexp" in capsys.readouterr().out
