@@ -2,7 +2,8 @@
 
 Both answer a bad input with one exception whose message names the path or the key:
 FileNotFoundError for a path that is not there, ValueError for one that holds no results table,
-``rnnexp.config.ConfigError`` (a ValueError) for an override the config refuses, and a ValueError
+``rnnexp.ConfigError`` (a ValueError) for an override the config refuses, ``rnnexp.ConfigFileError``
+for a config file that does not parse, and a ValueError
 for what only the command line can do (a sweep, Hydra's settings, flags). pandas, Hydra and the
 job machinery are imported inside the functions, so ``import rnnexp`` stays cheap.
 

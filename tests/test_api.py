@@ -115,6 +115,10 @@ def test_run_refuses_bad_overrides_naming_them(no_stray_files, overrides, kind, 
     assert list(work.iterdir()) == [] and list(scratch.iterdir()) == []
 
 
+def test_the_errors_are_exported():
+    assert rnnexp.ConfigError is ConfigError and issubclass(rnnexp.ConfigFileError, ValueError)
+
+
 def test_run_refuses_a_non_string():
     with pytest.raises(TypeError, match="strings"):
         rnnexp.run(("hidden_size", 4))
