@@ -3,9 +3,9 @@
 Both answer a bad input with one exception whose message names the path or the key:
 FileNotFoundError for a path that is not there, ValueError for one that holds no results table,
 ``rnnexp.ConfigError`` (a ValueError) for an override the config refuses, ``rnnexp.ConfigFileError``
-for a config file that does not parse, and a ValueError
-for what only the command line can do (a sweep, Hydra's settings, flags). pandas, Hydra and the
-job machinery are imported inside the functions, so ``import rnnexp`` stays cheap.
+for a config file that does not parse, and a ValueError for what only the command line can do (a
+sweep, Hydra's settings, flags). pandas, Hydra and the job machinery are imported inside the
+functions, so ``import rnnexp`` stays cheap.
 
 >>> import rnnexp
 >>> row = rnnexp.run("backend=numpy", "timing=quick", "hidden_size=4", "timesteps=3")
