@@ -1,6 +1,11 @@
 """rnnexp: config-driven experiments on recurrent networks' shapes, speed and hidden-state dynamics."""
 
-__version__ = "0.1.0"
+from rnnexp._version import __version__
+from rnnexp.api import load, run  # the Python API: it imports pandas, Hydra and torch only when called
+from rnnexp.config import ConfigError  # what rnnexp.run raises for a key or value the config refuses
+from rnnexp.configfiles import ConfigFileError  # ... and for a config file that does not parse
+
+__all__ = ["ConfigError", "ConfigFileError", "__version__", "history", "load", "run"]
 
 
 def history(store=None):

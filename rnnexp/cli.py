@@ -30,8 +30,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rnnexp import __version__, fileio, logs
+from rnnexp import fileio, logs
+from rnnexp._version import __version__
 from rnnexp.config import ConfigError
+from rnnexp.configfiles import ConfigFileError
 from rnnexp.dirlock import DirBusy, DirLock
 from rnnexp.session import Fatal, Session
 
@@ -39,11 +41,17 @@ if TYPE_CHECKING:  # imported where used: `rnnexp report` and `compare` never lo
     from rnnexp import manifest, plan
 
 PROG = "rnnexp"
-SUBCOMMANDS = {"report": "rnnexp.review.report", "compare": "rnnexp.review.compare", "history": "rnnexp.review.history"}
+SUBCOMMANDS = {
+    "report": "rnnexp.review.report",
+    "compare": "rnnexp.review.compare",
+    "history": "rnnexp.review.history",
+    "list": "rnnexp.listing",
+}
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 0, 1, 2, 130, 143
 # A file that cannot be written for want of room or permission: the disk's state, said in one line.
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
 CANNOT_WRITE = "cannot write in"
+OUTPUTS = "outputs"  # where the default run and sweep dirs are made (conf/config.yaml), under the working dir
 CACHE_DIR = ".cache"  # content-keyed results shared by a sweep's jobs (the float64 reference); removed at the end
 # What `rnnexp resume DIR ...` may add: how jobs run, never what they compute.
 RESUME_ALLOWED = re.compile(r"^(hydra/launcher=|hydra\.launcher\.|hydra\.verbose=|hydra/(hydra|job)_logging=)")
@@ -110,6 +118,10 @@ def _run(argv: list[str], guard: SignalGuard) -> int:
     except UsageError as exc:
         _error(exc)
         return EXIT_USAGE
+    except ConfigFileError as exc:  # a config file in the search path that does not parse: its file and line
+        _trace_if_asked(exc)
+        _error(exc)
+        return EXIT_USAGE
     except OutputError as exc:
         _trace_if_asked(exc)
         _error(exc)
@@ -126,12 +138,46 @@ def _run(argv: list[str], guard: SignalGuard) -> int:
 def _dispatch(argv: list[str], guard: SignalGuard) -> int:
     if argv and argv[0] in SUBCOMMANDS:
         return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
+    from rnnexp import completion, configfiles
+
     if argv and argv[0] == "resume":
-        return resume(argv[1:], guard)
+        with configfiles.named():
+            return resume(argv[1:], guard)
+    if completion.is_query(argv) and "COMP_LINE" in os.environ:
+        print(completion.answer(os.environ["COMP_LINE"], [*SUBCOMMANDS, "resume"], lambda: _quietly(argv)))
+        return EXIT_OK
+    if argv:
+        check_subcommand(argv[0])
     if "--version" in argv:
         print(version_text())
         return EXIT_OK
-    return start(argv, guard)
+    with configfiles.named():
+        return start(argv, guard)
+
+
+def check_subcommand(word: str) -> None:
+    """A first word that is no override, flag or key: a mistyped subcommand, said in one line (exit 2).
+
+    Only a bare word is judged (``reprot``): an override has ``=``, a deletion ``~``, a flag ``-``,
+    and a bare config key (``hidden_size``) is left to preflight, which asks for its value.
+    """
+    import difflib
+
+    from rnnexp.config import config_keys
+
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", word) or word in config_keys():
+        return
+    if word in ("run", "sweep"):  # the words people reach for: both are the command line itself
+        raise UsageError(f"a job needs no subcommand: {PROG} KEY=VALUE ...; a sweep: {PROG} -m KEY=A,B ...")
+    names = [*SUBCOMMANDS, "resume"]
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    if close:
+        raise UsageError(f"unknown subcommand '{word}'; did you mean '{close[0]}'?")
+    if not difflib.get_close_matches(word, config_keys(), n=1, cutoff=0.6):
+        raise UsageError(
+            f"'{word}' is neither a subcommand ({', '.join(sorted(names))}) nor an override KEY=VALUE "
+            f"(see {PROG} --help)"
+        )
 
 
 def _stopped(argv: list[str], how: str, code: int) -> int:
@@ -213,7 +259,10 @@ def resume_parser() -> argparse.ArgumentParser:
         "Hydra run code or read other configs (hydra.callbacks, _target_, other launchers, --config-dir, ...) "
         "is refused unless you repeat it here, exactly as recorded (docs/trust.md).",
     )
-    parser.add_argument("dir", type=Path, metavar="DIR", help="the sweep or run dir (it holds manifest.json)")
+    parser.add_argument(
+        "dir", type=Path, nargs="?", metavar="DIR",
+        help=f"the sweep or run dir (it holds manifest.json); default: the newest interrupted one under {OUTPUTS}/",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", metavar="OVERRIDE", help="launcher options, e.g. hydra/launcher=slurm")
     for flag, short in (("--config-dir", "-cd"), ("--config-path", "-cp"), ("--config-name", "-cn")):
         parser.add_argument(flag, short, metavar="DIR" if flag == "--config-dir" else "NAME", help=argparse.SUPPRESS)
@@ -224,6 +273,12 @@ def resume(argv: list[str], guard: SignalGuard | None = None) -> int:
     from rnnexp import manifest, plan, preflight, trust
 
     args = resume_parser().parse_args(argv)  # --help and usage errors: argparse's own (exit 0 / 2)
+    if args.dir is not None and "=" in str(args.dir) and not args.dir.exists():  # an override, no DIR before it
+        args.overrides.insert(0, str(args.dir))
+        args.dir = None
+    if args.dir is None:
+        args.dir = newest_interrupted(Path(OUTPUTS))
+        print(f"resuming {args.dir}", flush=True)
     root = args.dir.resolve()
     if not root.exists():
         raise UsageError(f"resume {args.dir}: no such directory")
@@ -274,6 +329,30 @@ def resume(argv: list[str], guard: SignalGuard | None = None) -> int:
     p.root = root  # the recorded dir, wherever the recorded dir pattern would point today
     check_same_jobs(recorded, p)
     return execute(p, argv, resuming=True, guard=guard)
+
+
+def newest_interrupted(outputs: Path) -> Path:
+    """The newest run or sweep under ``outputs`` that a resume would finish: jobs without an ok row, no live holder.
+
+    Newest by when its manifest was written (when it started); a dir another process holds is
+    still running, not interrupted. None found: a UsageError saying so.
+    """
+    from rnnexp import manifest
+    from rnnexp.review.coverage import live_holder
+
+    found = []
+    for path in outputs.glob(f"*/*/*/{manifest.MANIFEST}"):  # runs/DATE/TIME_ID and multirun/DATE/TIME_ID
+        with contextlib.suppress(OSError):
+            found.append((path.stat().st_mtime, path.parent))
+    for _, root in sorted(found, key=lambda t: t[0], reverse=True):
+        try:
+            recorded = manifest.load(root)
+            if manifest.pending(recorded, root) and live_holder(root) is None:
+                return root
+        except (OSError, ValueError, AttributeError, TypeError):  # not a readable manifest: not one to resume
+            continue
+    where = outputs.resolve()
+    raise UsageError(f"resume: no interrupted run or sweep under {where}/ (give its dir: {PROG} resume DIR)")
 
 
 def check_same_jobs(recorded: manifest.Manifest, p: plan.Plan) -> None:
@@ -395,7 +474,7 @@ def make_dir(root: Path) -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
         probe = fileio.write_text_atomic(root / ".rnnexp.probe", "")
-        probe.unlink()
+        probe.unlink(missing_ok=True)  # a second run starting into the same dir may have removed it: the lock decides
     except OSError as exc:
         bad_path = exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT)
         reason = exc.strerror or str(exc)
@@ -522,6 +601,16 @@ def run_hydra(hydra_argv: list[str], session: Session) -> None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:
             os.environ["HYDRA_FULL_ERROR"] = saved_full
+
+
+def _quietly(argv: list[str]) -> str:
+    """What Hydra prints for ``argv`` (a completion query): its answer, and nothing on the terminal."""
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        _hydra_only(argv)
+    return out.getvalue()
 
 
 def _hydra_only(argv: list[str]) -> int:

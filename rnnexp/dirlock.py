@@ -27,6 +27,9 @@ from rnnexp.fileio import write_json_atomic
 LOCK = ".rnnexp.lock"
 HOLDER = ".rnnexp.lock.json"
 
+RECORD_WAIT_S = 5.0  # how long a loser waits for the winner's holder record (it is written right after locking)
+UNKNOWN = "another process"
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +43,7 @@ def holder(root: Path) -> str:
         info = json.loads((Path(root) / HOLDER).read_text())
         return f"pid {info['pid']} on {info['host']} since {info['since']} ({info['command']})"
     except (OSError, ValueError, KeyError, TypeError):
-        return "another process"
+        return UNKNOWN
 
 
 class DirLock:
@@ -54,12 +57,21 @@ class DirLock:
         try:
             self.lock.acquire()
         except Timeout:
-            time.sleep(0.2)  # the holder may be writing its record right now
-            raise DirBusy(f"{self.root} is in use by {holder(self.root)}") from None
+            raise DirBusy(f"{self.root} is in use by {self._holder_when_written()}") from None
         since = datetime.now(timezone.utc).isoformat(timespec="seconds")
         record = {"pid": os.getpid(), "host": socket.gethostname(), "since": since, "command": self.command}
         write_json_atomic(self.root / HOLDER, record)
         return self
+
+    def _holder_when_written(self) -> str:
+        """The holder in words, waiting up to RECORD_WAIT_S for its record: two runs started at the same
+        moment meet while the winner has the lock but has not yet written who it is."""
+        deadline = time.monotonic() + RECORD_WAIT_S
+        while True:
+            said = holder(self.root)
+            if said != UNKNOWN or time.monotonic() > deadline or not (self.root / LOCK).exists():
+                return said
+            time.sleep(0.05)
 
     def __exit__(self, *exc) -> None:
         self.release()

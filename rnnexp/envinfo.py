@@ -40,7 +40,7 @@ def _version(dist: str) -> str:
 
 def _package_version() -> str:
     """rnnexp's own ``__version__``, for a checkout run without installing it (no package metadata)."""
-    from rnnexp import __version__
+    from rnnexp._version import __version__
 
     return __version__
 

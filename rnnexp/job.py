@@ -57,8 +57,7 @@ def _which() -> tuple[str, str]:
 
 
 def _run_task(session: Session, dcfg: DictConfig) -> None:
-    from rnnexp.runner import JobContext, run_job
-    from rnnexp.session import Fatal
+    from rnnexp.runner import JobContext
 
     hc = HydraConfig.get()
     num = int(hc.job.get("num", 0) or 0) if session.multirun else 0
@@ -70,6 +69,20 @@ def _run_task(session: Session, dcfg: DictConfig) -> None:
     # Only a reference another job needs goes to disk; adjacent jobs share one in memory anyway.
     cache_dir = session.cache_dir if num in session.shared else None
     ctx = JobContext(concurrent_jobs=session.concurrent_jobs, peak_dir=session.root, cache_dir=cache_dir)
+    row = run_into(job_dir, dcfg, num, overrides, ctx)
+    session.ran += 1
+    log.info("%s%s", _progress(session, num), _one_line(row))
+
+
+def run_into(job_dir: Path, dcfg: DictConfig, num: int, overrides: list[str], ctx) -> dict[str, Any]:
+    """Run one composed job and write its row, side tables and ``.hydra/`` files into ``job_dir``; its row.
+
+    The one way a job becomes files: Hydra's task (``run_task``) and the Python API (``rnnexp.run``).
+    """
+    from rnnexp.runner import run_job
+    from rnnexp.session import Fatal
+
+    cfg: RunConfig = OmegaConf.to_object(dcfg)
     with logs.captured_warnings() as caught:
         result = run_job(cfg, ctx)
     row: dict[str, Any] = result.row
@@ -81,8 +94,7 @@ def _run_task(session: Session, dcfg: DictConfig) -> None:
     except OSError as exc:
         raise Fatal(f"cannot write job #{num}'s files in {job_dir}: {exc.strerror or exc}") from exc
     logs.log_warnings(log, caught)
-    session.ran += 1
-    log.info("%s%s", _progress(session, num), _one_line(row))
+    return row
 
 
 def _kept(job_dir: Path, num: int, cfg: RunConfig, session: Session) -> bool:

@@ -30,11 +30,20 @@ from typing import IO
 FILE_ONLY = {"rnnexp_file_only": True}  # pass as ``extra=`` to keep a record off the terminal
 
 
+# Loggers whose records are about the user's jobs: rnnexp's own. A framework's (jax probing for a
+# TPU, a GPU it cannot use; torch's compiler) below ERROR is about the framework: the log keeps it.
+OWN_LOGGERS = ("rnnexp", "hydra_plugins.rnnexp_launcher")
+
+
 class TerminalFilter(logging.Filter):
-    """Lets through what a person at the terminal should see: not warnings' detail, not tracebacks."""
+    """Lets through what a person at the terminal should see: rnnexp's lines, and any framework's errors;
+    not warnings' detail, not tracebacks, not a framework's notes about itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not getattr(record, "rnnexp_file_only", False) and record.name != "py.warnings"
+        if getattr(record, "rnnexp_file_only", False) or record.name == "py.warnings":
+            return False
+        own = record.name.split(".")[0] == "rnnexp" or record.name.startswith(OWN_LOGGERS[1:])
+        return own or record.levelno >= logging.ERROR
 
 
 class QuietFileHandler(logging.FileHandler):

@@ -399,7 +399,7 @@ def test_help_version_and_subcommand_help(tmp_path):
     helped = cli(["--help"], tmp_path)
     assert helped.returncode == 0
     head = helped.stdout.split("== Configuration groups ==")[0]
-    for word in ("rnnexp -m", "rnnexp resume DIR", "rnnexp report", "rnnexp compare", "--dry-run", "+experiment",
+    for word in ("rnnexp -m", "rnnexp resume [DIR]", "rnnexp report", "rnnexp compare", "--dry-run", "+experiment",
                  "outputs/multirun"):  # fmt: skip
         assert word in head
     assert "Hydra's flags" in helped.stdout
