@@ -202,7 +202,7 @@ _WORK = [
         WORK,
         STR,
         "",
-        "how it was measured (tracemalloc, torch_profiler, xla_memory_analysis, ...; README: Memory)",
+        "how it was measured (tracemalloc, torch_profiler, xla_memory_analysis, ...; docs: Measurement)",
     ),
     _c(
         "saved_activation_bytes",

@@ -1,4 +1,4 @@
-"""The declared row (rnnexp.schema): every column declared once, read back with its dtype, the README in step."""
+"""The declared row (rnnexp.schema): every column declared once, read back with its dtype."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import run_cli
 from rnnexp import schema
 from rnnexp.config import SESSION_KEYS, config_keys
 
@@ -124,15 +124,6 @@ def test_wrong_value_for_a_declared_dtype_names_the_column(tmp_path):
     path.write_text("cell,hidden_size\nrnn,8.5\n")
     with pytest.raises(schema.TableError, match="column hidden_size: .*8.5"):
         schema.read_table(path)
-
-
-def test_readme_column_table_is_generated_from_the_registry():
-    readme = (ROOT / "README.md").read_text()
-    start, end = "<!-- columns:start -->", "<!-- columns:end -->"
-    regenerate = f"regenerate it: python -m rnnexp.schema --markdown, pasted between {start} and {end} in README.md"
-    assert start in readme and end in readme, f"README.md has no column table; {regenerate}"
-    inside = readme.split(start, 1)[1].split(end, 1)[0]
-    assert inside.strip() == schema.markdown_table().strip(), f"README.md's column table drifted; {regenerate}"
 
 
 # --- what the CLI writes (slow; they need the row producer's fixed columns, long-form tables and samples) ---
