@@ -84,6 +84,21 @@ def test_the_scan_sees_keys_comparisons_and_defaults(tmp_path):
     }
 
 
+def test_reading_every_declaration_imports_no_framework():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom rnnexp import backends as b, memory\nfrom rnnexp.config import RunConfig\n"
+        "facts = [b.declared(n) for n in b.names()], b.reference(), b.gemm_yardsticks()\n"
+        "memory.estimate_job_bytes(RunConfig(backend='jax')), memory.peak_method('cpu', 'onnxruntime')\n"
+        "print(sorted(m for m in ('torch', 'jax', 'onnxruntime', 'onnx') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("name", backends.names())
 def test_the_declaration_read_from_source_is_the_modules_own(name):
     if not backends.installed(name):
