@@ -68,7 +68,8 @@ class Backend:
     # and the bytes the peak measurement itself holds per step of each layer and direction.
     weight_copies: int = 0
     measure_bytes_per_step: int = 0
-    # Fixed seconds per step of each layer and direction (Python and library calls) in the long-job estimate.
+    # Fixed seconds per step of each layer and direction (Python and library calls) in the long-job estimate
+    # (rnnexp.runner): 2-10 us for numpy and nn.* on this machine.
     step_cost_s: float = 1e-5
     gemm: bool = False  # its framework's GEMM is one of this machine's peak yardsticks (rnnexp.peak)
     reference: bool = False  # the backend ``rnnexp report`` measures speed-ups against by default (exactly one)
