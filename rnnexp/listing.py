@@ -73,11 +73,9 @@ def backends(args: argparse.Namespace) -> list[tuple[str, str]]:
 
     rows = []
     for name in registry.names():
-        module = registry._MODULES[name]
-        extra, packages = registry._EXTRAS.get(name, ("", ()))
-        missing = [p for p in packages if importlib.util.find_spec(p) is None]
-        note = f" (not installed: pip install 'rnnexp[{extra}]')" if missing else ""
-        rows.append((name, _module_summary(module) + note))
+        extra = registry.declared(name).extra
+        note = f" (not installed: pip install 'rnnexp[{extra}]')" if extra and not registry.installed(name) else ""
+        rows.append((name, _module_summary(registry.module_of(name)) + note))
     return rows
 
 

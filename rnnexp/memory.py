@@ -3,7 +3,9 @@
 ``peak_forward_bytes`` answers one question the same way on every path: the most bytes held at
 once by allocations made *during* the call, above what was allocated when it started (weights and
 inputs prepared before are not counted; a block freed during the call that was allocated before
-it does not lower the figure). How each path sees allocations:
+it does not lower the figure). Each backend declares its method per device (``Backend.peak_mem``);
+``tracemalloc`` is measured here, any other by the backend's module (``peak_bytes``). How each path
+sees allocations:
 
 - ``tracemalloc`` (NumPy backends): NumPy reports its array buffers to tracemalloc, and Python
   objects are counted too. Not seen: memory a BLAS library allocates for itself (OpenBLAS keeps
@@ -15,7 +17,7 @@ it does not lower the figure). How each path sees allocations:
   routes through it); the peak is taken over the running sum of those events, matched by address.
   Not seen: MKL's own GEMM buffers and Python objects. Costs a few ms per call (more for a forward
   of many small ops); kineto's start/stop lines on stderr are dropped. The profiler's internals are
-  read in ``rnnexp.torch_compat.cpu_allocation_events``.
+  read in ``rnnexp.torch_compat.cpu_allocation_events``; the peak is ``peak_of_events``.
 - ``cuda_max_memory_allocated`` (torch on CUDA): ``torch.cuda.max_memory_allocated`` after
   ``reset_peak_memory_stats``, minus what was allocated at the start; the caching allocator's
   reserved-but-free memory and cuDNN/cuBLAS workspaces outside it are not counted.
@@ -36,13 +38,12 @@ in RSS, and a freed block the allocator keeps counts in RSS but not here.
 
 from __future__ import annotations
 
-import sys
 import tracemalloc
 from collections.abc import Callable
 from math import prod
 from typing import Any
 
-from rnnexp import torch_compat
+from rnnexp import backends
 from rnnexp.backends.numpy_grad import saved_bytes
 from rnnexp.config import Cell, RunConfig
 from rnnexp.layout import itemsize
@@ -66,15 +67,10 @@ KIB = 1024
 # first such job in the same process): numpy grows ~10 KiB per layer (+20 MiB from 1 to 2,000
 # layers; the same 2,000 at T=10 as 200 at T=100, so per layer, not per step).
 PER_LAYER_BYTES = 16 * KIB
-# What the peak measurement itself holds per step of each layer and direction of the call it
-# watches. torch on CPU: the autograd profiler (``_peak_torch_profiler``) records every op of the call
-# as a kineto event, ~1.5 KiB each, ~20 ops per layer-step for nn.RNN's CPU kernel: +612 MiB at 2,000
-# layers x 10 steps, +543 MiB at 200 x 100, +296 MiB at 500 x 10 bidirectional; a Python loop of
-# torch ops (torch_cell) ~1.6x that (+1,038 MiB at 2,000 x 10). tracemalloc (NumPy) keeps only live
-# blocks: nothing per step. Other torch backends (torch_compile) get the largest figure.
-MEASURE_BYTES_PER_STEP = {"torch": 32 * KIB, "torch_cell": 56 * KIB}
-# A training step (the forward, then autograd's backward) records ~4.6x a forward's ops: +612 MiB
-# against +133 MiB for the forward alone at 500 layers x 10 steps.
+# What the peak measurement itself holds per step of each layer and direction of the call it watches is
+# the backend's ``measure_bytes_per_step`` (torch's autograd profiler keeps an event per op; tracemalloc
+# keeps only live blocks: nothing per step). A training step (the forward, then autograd's backward)
+# records ~4.6x a forward's ops: +612 MiB against +133 MiB for the forward alone at 500 layers x 10 steps.
 TRAINING_STEP_FACTOR = 5
 
 
@@ -110,14 +106,6 @@ def _stats_chunk(cfg: RunConfig) -> int:
     return min(cfg.timesteps * per_step, max(chunk, per_step))
 
 
-# Weight copies an engine holds while it prepares, beyond the backend copy counted in ``held``. ONNX
-# Runtime: the model proto, its serialised bytes, the session's initialisers (its LSTM/GRU kernels
-# prepack them). XLA: compilation's own peak, about one more copy. Measured on H=1024, B=64, T=100,
-# 2 bidirectional layers, LSTM, float32: the peak resident growth of prepare plus two calls was 843 MiB
-# (ORT) and 763 MiB (jax), against 1190 and 870 MiB here for the backend's share (its copy + phase).
-ENGINE_WEIGHT_COPIES = {"onnxruntime": 3, "jax": 1}
-
-
 def job_bytes_breakdown(cfg: RunConfig) -> dict[str, int]:
     """The parts of ``estimate_job_bytes``: what a job holds throughout, and the peak of each phase.
 
@@ -137,8 +125,8 @@ def job_bytes_breakdown(cfg: RunConfig) -> dict[str, int]:
         # its result and a host copy of it, the reference's every layer output and states
         "held": (2 * big_p + big_x + 2 * big_a) * s + (cfg.layers * big_l + big_a) * F64,
         # backend forward: the input projection (x2 for the unhoisted/oneDNN variants), layer outputs,
-        # and the weight copies an engine makes while it prepares (ENGINE_WEIGHT_COPIES)
-        "backend_phase": (2 * big_w + 3 * big_l + ENGINE_WEIGHT_COPIES.get(framework_of(cfg.backend), 0) * big_p) * s,
+        # and the weight copies an engine makes while it prepares (``Backend.weight_copies``)
+        "backend_phase": (2 * big_w + 3 * big_l + backends.declared(cfg.backend).weight_copies * big_p) * s,
         # reference: float64 params (upcast, packing temporaries, packed), inputs, its projection, two layer outputs
         "reference_phase": (3 * big_p + big_x + big_w + 2 * big_l) * F64,
         # statistics: float64 params and inputs, ~5 gate-sized arrays per chunk of steps, the shifted
@@ -150,13 +138,13 @@ def job_bytes_breakdown(cfg: RunConfig) -> dict[str, int]:
 
 
 def overhead_bytes(cfg: RunConfig) -> int:
-    """What a job holds beside its arrays, growing with depth and length: PER_LAYER_BYTES per layer, and
-    MEASURE_BYTES_PER_STEP per step of each layer and direction while the peak of the forward (or, times
-    TRAINING_STEP_FACTOR, of the training step) is measured."""
+    """What a job holds beside its arrays, growing with depth and length: PER_LAYER_BYTES per layer, and the
+    backend's ``measure_bytes_per_step`` per step of each layer and direction while the peak of a CPU forward
+    (or, times TRAINING_STEP_FACTOR, of the training step) is measured."""
     per_layer = cfg.layers * PER_LAYER_BYTES
-    if peak_method("cuda" if cfg.device.value == "cuda" else "cpu", framework_of(cfg.backend)) != "torch_profiler":
+    if cfg.device.value == "cuda":  # a GPU's peak is the allocator's own statistic: nothing recorded per step
         return per_layer
-    per_step = MEASURE_BYTES_PER_STEP.get(cfg.backend, max(MEASURE_BYTES_PER_STEP.values()))
+    per_step = backends.declared(cfg.backend).measure_bytes_per_step
     factor = TRAINING_STEP_FACTOR if cfg.mode.value == "training" else 1
     return per_layer + factor * per_step * cfg.layers * directions(cfg) * cfg.timesteps
 
@@ -214,52 +202,29 @@ def training_bytes_breakdown(cfg: RunConfig) -> dict[str, int]:
     }
 
 
-ENGINES = ("onnxruntime", "jax")  # backends whose framework is their own name
-
-
 def framework_of(backend: str) -> str:
-    """'numpy' for the NumPy backends, the engine's name for onnxruntime and jax, 'torch' for the rest."""
-    if backend.startswith("numpy"):
-        return "numpy"
-    return backend if backend in ENGINES else "torch"
+    """The framework a backend runs on: the first package it declares (``Backend.packages``)."""
+    return backends.declared(backend).packages[0]
 
 
-PEAK_METHODS = {"jax": "xla_memory_analysis", "onnxruntime": "unmeasured_onnxruntime_arena"}
+def peak_method(device: str, backend: str) -> str:
+    """How ``peak_forward_bytes`` measures a forward of ``backend`` on ``device`` (module docstring): as it declares."""
+    return backends.declared(backend).peak_mem_method(device)
 
 
-def peak_method(device: str, framework: str) -> str:
-    """How ``peak_forward_bytes`` measures (module docstring): the engine's own method, else by device and framework."""
-    if framework in PEAK_METHODS:
-        return PEAK_METHODS[framework]
-    if device == "cuda":
-        return "cuda_max_memory_allocated"
-    return "torch_profiler" if framework == "torch" else "tracemalloc"
-
-
-def peak_forward_bytes(call: Callable[[], Any], device: str = "cpu", framework: str = "numpy") -> int | None:
-    """Peak bytes allocated during one ``call()`` (module docstring); run it inside the backend's context.
+def peak_forward_bytes(call: Callable[[], Any], device: str = "cpu", backend: str | None = None) -> int | None:
+    """Peak bytes allocated during one ``call()`` (module docstring) on ``backend`` (default: the reference's,
+    tracemalloc); run it inside the backend's context.
 
     None where the framework hides its allocations (``unmeasured_*``): an empty figure, never a 0.
     """
-    method = peak_method(device, framework)
+    backend = backend or backends.reference()
+    method = peak_method(device, backend)
     if method == "tracemalloc":
         return _peak_tracemalloc(call)
-    if method == "torch_profiler":
-        return _peak_torch_profiler(call)
-    if method == "xla_memory_analysis":
-        return _peak_xla(call)
     if method.startswith("unmeasured"):
         return None
-    return _peak_cuda(call)
-
-
-def _peak_xla(call: Callable[[], Any]) -> int | None:
-    """Temporaries plus outputs of one execution, from the compiled executable's own buffer assignment."""
-    analysis = getattr(call, "memory_analysis", None)
-    stats = analysis() if analysis is not None else None
-    if stats is None:  # a backend that gives no executable, or a jaxlib that cannot analyse it
-        return None
-    return max(0, stats.temp_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes)
+    return backends.load(backend).peak_bytes(call, device)
 
 
 def _peak_tracemalloc(call: Callable[[], Any]) -> int:
@@ -278,10 +243,6 @@ def _peak_tracemalloc(call: Callable[[], Any]) -> int:
     return max(0, peak - start)
 
 
-def _peak_torch_profiler(call: Callable[[], Any]) -> int:
-    return peak_of_events(torch_compat.cpu_allocation_events(call))
-
-
 def peak_of_events(events: list[tuple[int, int, int]]) -> int:
     """Peak of the running sum of (time, address, +size alloc / -size free) events; frees of unseen blocks ignored."""
     live: dict[int, int] = {}
@@ -294,15 +255,3 @@ def peak_of_events(events: list[tuple[int, int, int]]) -> int:
             current -= live.pop(ptr)
         peak = max(peak, current)
     return peak
-
-
-def _peak_cuda(call: Callable[[], Any]) -> int:
-    torch = sys.modules["torch"]
-    torch.cuda.synchronize()
-    start = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    result = call()
-    torch.cuda.synchronize()
-    peak = torch.cuda.max_memory_allocated()
-    del result
-    return max(0, peak - start)

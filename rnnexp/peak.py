@@ -1,9 +1,10 @@
 """This machine's GEMM peak: the yardstick for ``peak_frac`` = achieved GFLOP/s / peak GFLOP/s.
 
 A square matrix product (n = 1024 by default: compute-bound, a few tens of ms per product on one
-core) is timed with ``rnnexp.measure`` under the given thread count, in NumPy (its BLAS, which the
-NumPy backends use) and in torch (MKL/oneDNN, which the torch backends use) when torch is
-installed, so every backend is judged against the best this machine does.
+core) is timed with ``rnnexp.measure`` under the given thread count in each "library": the framework
+of each installed backend that declares its GEMM a yardstick (``Backend.gemm``: NumPy's BLAS, which
+the NumPy backends use, and torch's MKL/oneDNN, which the torch backends use), named by that backend,
+so every backend is judged against the best this machine does.
 
 Stability: a peak is a best case (interference only ever slows a product down), so it is taken as
 the best of several short rounds rather than the median of one. Each library is first warmed up
@@ -33,12 +34,12 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rnnexp import backends
 from rnnexp.backends import noop
 from rnnexp.config import TimingConfig
 from rnnexp.envinfo import CpuMeter, load_avg_1m
@@ -68,28 +69,24 @@ def cache_path(cache_dir: Path | str, dtype: str, threads: int, host: str | None
 
 
 def libraries() -> list[str]:
-    """The GEMM libraries measured: numpy always, torch when it is installed."""
-    return ["numpy"] + (["torch"] if find_spec("torch") is not None else [])
+    """The GEMM libraries measured, by backend name: the installed backends declaring ``gemm``."""
+    return backends.gemm_yardsticks()
 
 
-def gemm_call(dtype: str, size: int, library: str = "numpy") -> Callable[[], Any]:
-    """One ``size``-square product in ``library``, into a preallocated output."""
+def gemm_call(dtype: str, size: int, library: str | None = None) -> Callable[[], Any]:
+    """One ``size``-square product in ``library`` (a backend declaring ``gemm``; default: the reference),
+    into a preallocated output: the backend module's ``gemm_call``."""
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((size, size)).astype(dtype) for _ in range(2))
     out = np.empty((size, size), dtype)
-    if library == "torch":
-        import torch
-
-        ta, tb, tout = (torch.from_numpy(m) for m in (a, b, out))
-        return lambda: torch.mm(ta, tb, out=tout)
-    return lambda: np.matmul(a, b, out=out)
+    return backends.load(library or backends.reference()).gemm_call(a, b, out)
 
 
 def measure_gemm(
-    dtype: str, threads: int, size: int | None = None, library: str = "numpy", timing: TimingConfig | None = None
+    dtype: str, threads: int, size: int | None = None, library: str | None = None, timing: TimingConfig | None = None
 ) -> dict:
     """Time ``size``-square products in one library on ``threads`` threads; GFLOP/s from the median and the best."""
-    from rnnexp.threads import limited_threads  # pins BLAS (threadpoolctl) and torch alike
+    from rnnexp.threads import limited_threads  # pins BLAS (threadpoolctl) and the backends' own pools alike
 
     size = size or SIZE
     call = gemm_call(dtype, size, library)
@@ -133,7 +130,7 @@ def measure_peak(dtype: str, threads: int, size: int | None = None, rounds: int 
     from rnnexp.threads import limited_threads
 
     size, rounds = size or SIZE, rounds or ROUNDS
-    calls = {lib: gemm_call(dtype, size, lib) for lib in libraries()}  # imports torch: not part of the measurement
+    calls = {lib: gemm_call(dtype, size, lib) for lib in libraries()}  # imports the frameworks: not measured
     meter, load, start = CpuMeter(), load_avg_1m(), time.perf_counter()
     figures: dict[str, list[dict]] = {lib: [] for lib in calls}
     with limited_threads(threads):

@@ -35,14 +35,7 @@ from rnnexp.linear import is_linear
 from rnnexp.linear.tolerance import relative_tol
 from rnnexp.logs import FILE_ONLY
 from rnnexp.measure import Measurement, Progress, measure, samples_table
-from rnnexp.memory import (
-    activation_bytes,
-    estimate_job_bytes,
-    framework_of,
-    param_bytes,
-    peak_forward_bytes,
-    peak_method,
-)
+from rnnexp.memory import activation_bytes, estimate_job_bytes, param_bytes, peak_forward_bytes, peak_method
 from rnnexp.params import expected_c_n_shape, expected_h_n_shape, expected_output_shape, make_inputs, make_params
 from rnnexp.peak import gemm_peak, is_loaded, peak_frac
 from rnnexp.results import STEPS_FILE
@@ -57,12 +50,10 @@ FORWARD_PHASE = "forward"  # samples.csv's phase for an inference job's timed fo
 LONG_JOB_S = 10.0  # a job whose timed calls are expected to take longer logs its estimate before timing
 PROGRESS_EVERY_S = 10.0  # while timing, progress is logged at most this often
 # Rule of thumb for a forward's seconds: FLOPs at PEAK_SHARE of the GEMM peak, plus a fixed cost per
-# step of each layer and direction (Python and library calls). Good to a factor of about 3: large
-# configurations run at 0.3-0.9 of the peak; small ones are dominated by the per-step cost, 2-10 us
-# (numpy, nn.*) or 30-40 us (a per-step Python loop of torch ops) on this machine.
+# step of each layer and direction (Python and library calls: the backend's ``step_cost_s``). Good to
+# a factor of about 3: large configurations run at 0.3-0.9 of the peak; small ones are dominated by
+# the per-step cost.
 PEAK_SHARE = 0.5
-STEP_COST_S = {"torch_cell": 4e-5, "torch_compile": 4e-5}
-DEFAULT_STEP_COST_S = 1e-5
 
 
 @functools.lru_cache(maxsize=1)
@@ -136,7 +127,7 @@ def run_forward(
         peaks: list[int] = []
 
         def probe(call):
-            peaks.append(peak_forward_bytes(call, prepared.device, framework_of(cfg.backend)))
+            peaks.append(peak_forward_bytes(call, prepared.device, cfg.backend))
 
         forward_s = expected_forward_s(cfg, peak_gflops) if prepared.device == "cpu" else None
         log_estimate(cfg, forward_s)
@@ -153,11 +144,11 @@ def job_label(cfg: RunConfig) -> str:
 
 
 def expected_forward_s(cfg: RunConfig, peak_gflops: float | None) -> float | None:
-    """A forward's seconds by the rule of thumb (``PEAK_SHARE``, ``STEP_COST_S``); None without a peak."""
+    """A forward's seconds by the rule of thumb (``PEAK_SHARE``, the backend's ``step_cost_s``); None without a peak."""
     if not peak_gflops or peak_gflops <= 0:
         return None
     steps = cfg.timesteps * cfg.layers * (2 if cfg.bidirectional else 1)
-    per_step = STEP_COST_S.get(cfg.backend, DEFAULT_STEP_COST_S)
+    per_step = backends.declared(cfg.backend).step_cost_s
     return forward_flops(cfg) / (PEAK_SHARE * peak_gflops * 1e9) + steps * per_step
 
 
@@ -238,7 +229,7 @@ def work_columns(cfg: RunConfig, fwd: Forward, peak: dict[str, Any] | None) -> d
         "param_bytes": param_bytes(cfg),
         "activation_bytes": activation_bytes(cfg),
         "peak_mem_bytes": fwd.peak_mem_bytes,
-        "peak_mem_method": peak_method(fwd.prepared.device, framework_of(cfg.backend)),
+        "peak_mem_method": peak_method(fwd.prepared.device, cfg.backend),
     }
 
 

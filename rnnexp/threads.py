@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 
 from threadpoolctl import threadpool_limits
+
+from rnnexp import backends
 
 
 def usable_cores() -> int:
@@ -19,14 +20,9 @@ def usable_cores() -> int:
 
 @contextlib.contextmanager
 def limited_threads(n: int):
-    """Pin BLAS/OpenMP pools (threadpoolctl) and torch's intra-op pool (when torch is imported) to ``n`` threads."""
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch else None
-    with threadpool_limits(limits=n):
-        if torch:
-            torch.set_num_threads(n)
-        try:
-            yield
-        finally:
-            if torch:
-                torch.set_num_threads(before)
+    """Pin BLAS/OpenMP pools (threadpoolctl) and, for each framework already imported, the pool a backend
+    pins itself (``Backend.pins_threads``: torch's intra-op pool) to ``n`` threads."""
+    with threadpool_limits(limits=n), contextlib.ExitStack() as pools:
+        for limit in backends.thread_pins():
+            pools.enter_context(limit(n))
+        yield

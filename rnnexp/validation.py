@@ -8,7 +8,7 @@ plain rule never needs to pay for.
 
 from __future__ import annotations
 
-from rnnexp import backends, dynamics, linear
+from rnnexp import backends, dynamics
 from rnnexp.config import ConfigError, RunConfig, check_values
 
 
@@ -17,6 +17,5 @@ def validate(cfg: RunConfig) -> None:
     check_values(cfg)
     if cfg.backend not in backends.names():
         raise ConfigError("backend", cfg.backend, f"allowed: {', '.join(backends.names())}")
-    linear.check_backend(cfg, backends.names())
-    backends.check_supported(cfg)
+    backends.check_supported(cfg)  # what it declares it cannot run (a linear cell, training, ...), then its check
     dynamics.check(cfg)  # undefined or hours-long dynamics are refused before the job starts

@@ -171,17 +171,34 @@ def test_jax_without_a_gpu_refuses_device_cuda(peak_dir):
     ("backend", "extra", "module"), [("onnxruntime", "onnx", "onnxruntime"), ("jax", "jax", "jax")]
 )
 def test_a_missing_extra_is_one_line_naming_pip(backend, extra, module, monkeypatch):
-    monkeypatch.delitem(sys.modules, backends._MODULES[backend])
+    monkeypatch.delitem(sys.modules, backends.module_of(backend))
     monkeypatch.setitem(sys.modules, module, None)  # what Python does for a package that is not installed
     with pytest.raises(ConfigError) as err:
         backends.load(backend)
     assert str(err.value) == f"backend={backend}: needs the {extra} extra: pip install 'rnnexp[{extra}]'"
 
 
-def test_a_missing_backend_module_is_a_bug_not_a_setup_step(monkeypatch):
-    monkeypatch.setitem(backends._MODULES, "jax", "rnnexp.backends.no_such_module")
-    with pytest.raises(ModuleNotFoundError):
-        backends.load("jax")
+def test_a_missing_backend_module_is_a_bug_not_a_setup_step(monkeypatch, tmp_path):
+    """A registry line naming no module, or a backend whose own import fails on a package its extra does not
+    install, is ModuleNotFoundError (a bug), never the extra's pip line."""
+    (tmp_path / "broken_backend.py").write_text(
+        "from rnnexp.backends import Backend\n"
+        'BACKEND = Backend(name="broken", extra="jax", packages=("jax", "jaxlib"))\n'
+        "import no_such_dependency\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(backends, "_MODULES", (*backends._MODULES, "broken_backend"))
+    backends._registry.cache_clear()
+    try:
+        with pytest.raises(ModuleNotFoundError):
+            backends.load("broken")
+        monkeypatch.setattr(backends, "_MODULES", (*backends._MODULES, "rnnexp.backends.no_such_module"))
+        backends._registry.cache_clear()
+        with pytest.raises(ModuleNotFoundError):
+            backends.load("jax")
+    finally:
+        monkeypatch.undo()
+        backends._registry.cache_clear()
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "jax"])
@@ -259,7 +276,7 @@ backend, threads = sys.argv[1], int(sys.argv[2])
 cfg = RunConfig(backend=backend, threads=threads, cell=Cell.lstm, input_size=256, hidden_size=256,
                 batch_size=64, timesteps=50)
 module = backends.load(backend)
-module.check(cfg)
+backends.check_supported(cfg)
 params, x = make_params(cfg), make_inputs(cfg)
 before = len(os.listdir("/proc/self/task"))
 with limited_threads(threads):

@@ -132,6 +132,8 @@ def test_methods():
     assert memory.peak_method("cpu", "numpy") == "tracemalloc"
     assert memory.peak_method("cpu", "torch") == "torch_profiler"
     assert memory.peak_method("cuda", "torch") == "cuda_max_memory_allocated"
+    assert memory.peak_method("cpu", "jax") == memory.peak_method("cuda", "jax") == "xla_memory_analysis"
+    assert memory.peak_method("cpu", "onnxruntime") == "unmeasured_onnxruntime_arena"
 
 
 # --- estimate_job_bytes -----------------------------------------------------------------------
@@ -257,7 +259,7 @@ def test_the_estimate_holds_what_measuring_a_deep_stack_holds(backend):
 def test_the_estimate_grows_with_every_layer_step():
     small, deep = RunConfig(layers=1), RunConfig(layers=2000)
     grown = memory.estimate_job_bytes(deep) - memory.estimate_job_bytes(small)
-    assert grown >= 1999 * 10 * memory.MEASURE_BYTES_PER_STEP["torch"]  # ~620 MB measured at 2,000 layers
+    assert grown >= 1999 * 10 * backends.declared("torch").measure_bytes_per_step  # ~620 MB measured at 2,000 layers
     layers = 500 * memory.PER_LAYER_BYTES
     one_way = memory.overhead_bytes(RunConfig(layers=500)) - layers
     assert memory.overhead_bytes(RunConfig(layers=500, bidirectional=True)) - layers == 2 * one_way

@@ -1,19 +1,52 @@
-"""What the torch backends share: device choice, threads, tensors in and NumPy arrays out, the training step."""
+"""What the torch backends share: device choice, threads, tensors in and NumPy arrays out, the training step,
+the peak memory of a call."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from rnnexp import torch_compat
 from rnnexp.backends import Outputs, PreparedTraining
 from rnnexp.config import Cell, ConfigError, Device, RunConfig
+from rnnexp.memory import peak_of_events
 from rnnexp.params import directions, out_size, param_shapes
 
 
 def check(cfg: RunConfig) -> None:
     if cfg.device is Device.cuda and not torch.cuda.is_available():
         raise ConfigError("device", "cuda", "no CUDA device is available here (allowed: cpu, auto)")
+
+
+@contextlib.contextmanager
+def limit_threads(n: int) -> Iterator[None]:
+    """torch's intra-op pool at ``n`` threads while held (threadpoolctl pins BLAS/OpenMP, not this pool)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def peak_bytes(call: Callable[[], Any], device: str) -> int:
+    """Peak bytes allocated during one ``call()`` (rnnexp.memory): the autograd profiler's allocator
+    events on a CPU (``torch_profiler``), the caching allocator's peak on a GPU (``cuda_max_memory_allocated``)."""
+    if device != "cuda":
+        return peak_of_events(torch_compat.cpu_allocation_events(call))
+    torch.cuda.synchronize()
+    start = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    result = call()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    del result
+    return max(0, peak - start)
 
 
 def resolve_device(cfg: RunConfig) -> torch.device:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnexp.backends import Prepared
-from rnnexp.backends.numpy_ref import check, pack, run
+from rnnexp.backends import Backend, Prepared
+from rnnexp.backends.numpy_ref import pack, run
 from rnnexp.config import RunConfig
 
-__all__ = ["check", "prepare"]
+__all__ = ["prepare"]
+
+BACKEND = Backend(name="numpy_naive", packages=("numpy",))
 
 
 def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:

@@ -32,9 +32,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rnnexp.backends import Outputs, Prepared, numpy_grad
+from rnnexp.backends import Backend, Outputs, Prepared, numpy_grad
 from rnnexp.backends._numpy import STEPS, StepHook, Weights, pack
-from rnnexp.config import Cell, ConfigError, Device, RunConfig
+from rnnexp.config import Cell, RunConfig
 from rnnexp.linear import grad as linear_grad
 from rnnexp.linear import is_linear
 from rnnexp.linear import numpy_backend as linear_numpy
@@ -48,9 +48,19 @@ PARITY_TOL = {"float32": 1e-5, "float64": 1e-10}
 Observer = Callable[[int, int], "StepHook | None"]  # (layer, direction) -> that part's hook, or None
 
 
-def check(cfg: RunConfig) -> None:
-    if cfg.device is Device.cuda:
-        raise ConfigError("device", "cuda", f"backend={cfg.backend} runs on cpu only (allowed: cpu, auto)")
+BACKEND = Backend(
+    name="numpy",
+    packages=("numpy",),
+    trains=True,
+    linear_cells=True,
+    gemm=True,  # NumPy's BLAS, which the NumPy backends use
+    reference=True,  # the float64 reference's own code, in the job's dtype
+)
+
+
+def gemm_call(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> Callable[[], object]:
+    """One product ``a @ b`` into ``out`` (rnnexp.peak's yardstick)."""
+    return lambda: np.matmul(a, b, out=out)
 
 
 def prepare(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray) -> Prepared:

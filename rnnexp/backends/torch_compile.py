@@ -22,11 +22,13 @@ import torch
 import torch.nn.functional as F
 
 from rnnexp import torch_compat
-from rnnexp.backends import Prepared
+from rnnexp.backends import Backend, Prepared
 from rnnexp.backends._torch import (
     STEPS,
     check,
     fetch_triple,
+    limit_threads,
+    peak_bytes,
     prepare_autograd,
     resolve_device,
     run_layers,
@@ -36,7 +38,18 @@ from rnnexp.backends._torch import (
 from rnnexp.config import Nonlinearity, RunConfig
 from rnnexp.params import suffix
 
-__all__ = ["check", "prepare", "prepare_training"]
+__all__ = ["check", "limit_threads", "peak_bytes", "prepare", "prepare_training"]
+
+BACKEND = Backend(
+    name="torch_compile",
+    packages=("torch",),
+    devices=("cpu", "cuda"),
+    trains=True,
+    peak_mem={"cpu": "torch_profiler", "cuda": "cuda_max_memory_allocated"},
+    measure_bytes_per_step=57344,  # not measured: torch_cell's figure, the largest
+    step_cost_s=4e-5,  # a per-step Python loop around the compiled step, as torch_cell's
+    pins_threads=True,
+)
 
 
 def _stepper(cfg: RunConfig, w: dict[str, torch.Tensor], step):

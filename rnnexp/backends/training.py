@@ -123,7 +123,7 @@ def run_training(
     from rnnexp.backends.numpy_grad import saved_bytes
     from rnnexp.backends.numpy_ref import gradients
     from rnnexp.flops import backward_flops
-    from rnnexp.memory import framework_of, peak_forward_bytes
+    from rnnexp.memory import peak_forward_bytes
     from rnnexp.threads import limited_threads
 
     d_output, d_h_n, d_c_n = cotangents(cfg)
@@ -133,7 +133,7 @@ def run_training(
         peaks: list[int] = []
 
         def probe(call):  # the step's last warm-up call: tracing allocations slows the call it watches
-            peaks.append(peak_forward_bytes(call, prepared.device, framework_of(cfg.backend)))
+            peaks.append(peak_forward_bytes(call, prepared.device, cfg.backend))
 
         def timed(phase: str, fn: Callable[[], Any], **kw) -> tuple[Measurement, Any]:
             hook = progress(phase) if progress is not None else None

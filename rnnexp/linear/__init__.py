@@ -7,24 +7,14 @@ Because a_t and b_t depend on the input alone, the recurrence is a prefix scan o
 reference and the numpy backend), ``grad`` (its hand-written BPTT), ``torch_backend``,
 ``jax_backend``, ``work`` (FLOPs and bytes), ``lyapunov`` (exact exponents).
 
-This module holds what the rest of rnnexp asks of them: which cells, and the config rules.
+This module holds what the rest of rnnexp asks of them: which cells, and the config rules. Which
+backends run them each backend declares (``Backend.linear_cells``, rnnexp.backends).
 """
 
 from __future__ import annotations
 
-from rnnexp.config import LINEAR_CELLS, STATE_CELLS, ConfigError, RunConfig, is_linear
+from rnnexp.config import LINEAR_CELLS, STATE_CELLS, is_linear
 from rnnexp.config import LINEAR_DEFAULTS as DEFAULTS
 from rnnexp.config import check_linear as validate
 
-__all__ = ["BACKENDS", "DEFAULTS", "LINEAR_CELLS", "STATE_CELLS", "check_backend", "is_linear", "validate"]
-BACKENDS = ("numpy", "torch", "jax")  # the backends that run them
-
-
-def check_backend(cfg: RunConfig, known: list[str]) -> None:
-    """Refuse a linear cell on a backend (one of ``known``, the registry's names) that cannot run it."""
-    if not is_linear(cfg):
-        return
-    if cfg.backend in known and cfg.backend not in BACKENDS:
-        raise ConfigError(
-            "backend", cfg.backend, f"cannot run cell={cfg.cell.value} (backends that can: {', '.join(BACKENDS)})"
-        )
+__all__ = ["DEFAULTS", "LINEAR_CELLS", "STATE_CELLS", "is_linear", "validate"]

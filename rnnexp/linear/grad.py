@@ -20,7 +20,7 @@ from rnnexp.config import Cell, RunConfig, Scan
 from rnnexp.linear import cells, network, ops, scans
 from rnnexp.params import directions, suffix
 
-NP = ops.get("numpy")
+NP = ops.for_numpy()
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

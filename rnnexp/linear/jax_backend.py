@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from rnnexp.config import RunConfig, Scan
 from rnnexp.linear import network, ops, scans
 
-JAX = ops.get("jax")
+JAX = ops.for_jax()
 
 
 def _loop(a, b, s):

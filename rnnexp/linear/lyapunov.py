@@ -29,7 +29,7 @@ from rnnexp.linear import grad, network, ops
 from rnnexp.params import directions
 from rnnexp.stats import DIRECTIONS
 
-NP = ops.get("numpy")
+NP = ops.for_numpy()
 
 
 def element_count(cfg: RunConfig) -> int:

@@ -43,7 +43,7 @@ def forward(cfg: RunConfig, params: dict, x, ops, kind=None, chunk: int | None =
     computes the states (default ``scans.scan``; jax passes its own)."""
     kind = cfg.scan if kind is None else kind
     chunk = cfg.scan_chunk if chunk is None else chunk
-    seq = _batch_layout(cfg, x, ops)
+    seq = _batch_layout(cfg, x)
     h_n, layers, parts = [], [], []
     for layer in range(cfg.layers):
         outs, row = [], []
@@ -57,11 +57,11 @@ def forward(cfg: RunConfig, params: dict, x, ops, kind=None, chunk: int | None =
         seq = ops.cat(outs, axis=-1) if len(outs) > 1 else outs[0]
         layers.append(seq)
         parts.append(row)
-    return _batch_layout(cfg, seq, ops), ops.stack(h_n), layers, parts
+    return _batch_layout(cfg, seq), ops.stack(h_n), layers, parts
 
 
-def _batch_layout(cfg: RunConfig, seq, ops):
+def _batch_layout(cfg: RunConfig, seq):
     """A time-major (T, B, F) sequence in the job's layout, or the job's input in time-major (the same swap)."""
     if not cfg.batch_first:
         return seq
-    return seq.transpose(0, 1) if ops.name == "torch" else seq.transpose(1, 0, 2)
+    return seq.swapaxes(0, 1)  # numpy's, torch's and jax's arrays alike

@@ -12,7 +12,7 @@ from rnnexp.backends import Outputs, Prepared
 from rnnexp.config import RunConfig, Scan
 from rnnexp.linear import network, ops
 
-NP = ops.get("numpy")
+NP = ops.for_numpy()
 
 
 def forward(cfg: RunConfig, params: dict[str, np.ndarray], x: np.ndarray, kind: Scan | None = None) -> Outputs:

@@ -1,7 +1,10 @@
 """The few array operations the cells and scans need, for numpy, torch and jax alike.
 
-Each namespace is imported lazily (``get("torch")``), so the numpy reference never pays for a framework.
-Every operation returns a new array (no in-place writes), so torch's autograd and jax's tracing see it all.
+Each namespace is imported lazily (``get("torch")``, ``for_torch()``), so the numpy reference never pays for a
+framework. Every operation returns a new array (no in-place writes), so torch's autograd and jax's tracing see
+it all. What differs between the libraries, beyond the operations, is a flag of the namespace: ``in_place``
+(its arrays may be written in place: a scan's loop may fill one preallocated array) and ``tape`` (its
+autograd records operations: an input that no operation touches gets no gradient at all).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ def _numpy() -> SimpleNamespace:
         return 0.5 * (1.0 + np.tanh(0.5 * x))  # never overflows; equal to 1/(1+exp(-x)) to rounding
 
     return SimpleNamespace(
-        name="numpy",
+        in_place=True,
+        tape=False,
         linear=lambda u, w, b=None: u @ w.T if b is None else u @ w.T + b,
         sigmoid=sigmoid,
         softplus=lambda x: np.logaddexp(0.0, x),
@@ -44,7 +48,8 @@ def _torch() -> SimpleNamespace:
     import torch
 
     return SimpleNamespace(
-        name="torch",
+        in_place=False,  # autograd: a tensor written in place cannot be differentiated through
+        tape=True,
         linear=lambda u, w, b=None: torch.nn.functional.linear(u, w, b),
         sigmoid=torch.sigmoid,
         softplus=torch.nn.functional.softplus,
@@ -78,7 +83,8 @@ def _jax() -> SimpleNamespace:
         return y if b is None else y + b
 
     return SimpleNamespace(
-        name="jax",
+        in_place=False,
+        tape=False,  # jax.grad differentiates the function: an unused input's gradient is zeros
         linear=linear,
         sigmoid=jax.nn.sigmoid,
         softplus=jax.nn.softplus,
@@ -105,3 +111,15 @@ def _jax() -> SimpleNamespace:
 def get(name: str) -> SimpleNamespace:
     """The operations for ``name``: numpy, torch or jax."""
     return {"numpy": _numpy, "torch": _torch, "jax": _jax}[name]()
+
+
+def for_numpy() -> SimpleNamespace:
+    return get("numpy")
+
+
+def for_torch() -> SimpleNamespace:
+    return get("torch")
+
+
+def for_jax() -> SimpleNamespace:
+    return get("jax")

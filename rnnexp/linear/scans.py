@@ -66,7 +66,7 @@ class Log(Linear):
 
 def sequential(a, b, ops, s=None):
     s = s or Linear(ops)
-    if ops.name == "numpy" and not s.log:  # the reference's loop writes into one preallocated array
+    if ops.in_place and not s.log:  # the reference's loop writes into one preallocated array
         import numpy as np
 
         out = np.empty(b.shape, np.result_type(a, b))
@@ -128,7 +128,7 @@ def scan(a, b, ops, kind: Scan = Scan.sequential, chunk: int = 64, log: bool = F
     if isinstance(ops, str):
         ops = ops_mod.get(ops)
     s = Log(ops) if log else Linear(ops)
-    if b.shape[0] == 1 and ops.name == "torch":
+    if b.shape[0] == 1 and ops.tape:
         # h_0 = a_0 h_{-1} + b_0 with h_{-1} = 0, written out so that a is in autograd's graph: with one step,
         # lru's lambda and s6's A_log reach the output through a alone, and their gradient is 0, not missing.
         return s.add(s.mul(a, s.zero(b.shape, b)), b)

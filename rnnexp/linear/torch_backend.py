@@ -10,7 +10,7 @@ from rnnexp.backends._torch import fetch_triple, prepare_autograd, resolve_devic
 from rnnexp.config import RunConfig
 from rnnexp.linear import network, ops
 
-TORCH = ops.get("torch")
+TORCH = ops.for_torch()
 
 
 def forward(cfg: RunConfig, params: dict[str, torch.Tensor], x: torch.Tensor):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rnnexp import schema
+from rnnexp import backends, schema
 from rnnexp.fileio import write_text_atomic
 from rnnexp.review import coverage
 from rnnexp.review.escape import markdown_cell, terminal_text
@@ -26,7 +26,7 @@ from rnnexp.review.keys import minimal_keys, order_rows, text, varying
 from rnnexp.review.output import Printer
 
 PROG = "rnnexp report"
-REFERENCE = "numpy"  # the backend speed-ups are measured against, when the input has its rows
+REFERENCE = backends.reference()  # the backend speed-ups are measured against, when the input has its rows
 SHAPES = ["output_shape", "h_n_shape", "c_n_shape", "shape_ok"]
 PHASE_TIMES = ["fwd_time_median_ms", "bwd_data_time_median_ms", "bwd_weights_time_median_ms"]
 SHOWN = 20  # rows per table on the terminal without --all: a screen (report.md holds every row)
