@@ -107,9 +107,11 @@ def _kept(job_dir: Path, num: int, cfg: RunConfig, session: Session) -> bool:
 
 
 def _save_config(job_dir: Path, dcfg: DictConfig, overrides: list[str]) -> None:
-    """The job's config and overrides, as Hydra would keep them in .hydra/, but written atomically."""
-    write_text_atomic(job_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(dcfg))
-    write_text_atomic(job_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(overrides)))
+    """The job's config and overrides, as Hydra would keep them in .hydra/, but written atomically (not
+    fsync'd, as the job's other files: ``rnnexp.results``)."""
+    write_text_atomic(job_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(dcfg), durable=False)
+    overrides_yaml = OmegaConf.to_yaml(OmegaConf.create(overrides))
+    write_text_atomic(job_dir / ".hydra" / "overrides.yaml", overrides_yaml, durable=False)
 
 
 def _progress(session: Session, num: int) -> str:
