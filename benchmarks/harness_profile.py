@@ -111,7 +111,8 @@ def patched(clock: StageClock) -> Iterator[None]:
         """An import that loads a module is "imports"; one of a loaded module (OmegaConf imports inside
         functions it calls per node) is the caller's stage, unclocked: the clock would cost more than it."""
         full = name if not level else _absolute(name, globals, level)
-        if full in sys.modules and all(f"{full}.{f}" in sys.modules or f == "*" for f in fromlist or ()):
+        module = sys.modules.get(full)
+        if module is not None and all(f == "*" or hasattr(module, f) for f in fromlist or ()):
             return plain(name, globals, locals, fromlist, level)
         return loading(name, globals, locals, fromlist, level)
 
