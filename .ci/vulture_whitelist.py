@@ -39,6 +39,8 @@ _.graph_optimization_level
 _.log_severity_level
 _.writeable  # numpy ndarray.flags.writeable = False (refcache.py: a cached reference is read-only)
 _.binary_location  # selenium ChromeOptions (tests/test_browser.py)
+_.working_dir  # hydra JobReturn fields, set as run_job sets them (hydra_plugins/rnnexp_launcher/_run.py)
+_.task_name
 
 # Tests: what pytest and the standard library call or read.
 _.pytestmark  # pytest reads a module's marks

@@ -14,6 +14,9 @@ Per-job overhead = (sweep wall - hand wall) / N. Target: sweep / hand <= 1.25 wi
 ``--split`` every variant also runs 1 job, and the overhead is split into a fixed part (1-job sweep
 minus 1-job loop: imports, Hydra's composes, the table) and a marginal part per extra job.
 Timings on a shared machine are noisy: compare variants from the same run, never across runs.
+
+``--profile`` runs one ``timing=quick`` tutorial sweep of 1,000 jobs (``--jobs`` sizes it) in this
+process under cProfile and prints where each job's milliseconds go, by stage (harness_profile.py).
 """
 
 from __future__ import annotations
@@ -28,8 +31,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHERS = {  # sweeper and launcher, named explicitly so a changed default does not change the comparison
@@ -57,6 +58,8 @@ print(f"import_s {t1 - t0:.3f} loop_s {time.perf_counter() - t1:.3f}")
 
 def min_run_time(timing: str) -> float:
     """The ``min_run_time_s`` of a timing preset, so the hand loop times exactly as long as the sweep's jobs."""
+    from omegaconf import OmegaConf  # here: --profile counts importing it in the sweep's imports
+
     return float(OmegaConf.load(ROOT / "conf" / "timing" / f"{timing}.yaml").min_run_time_s)
 
 
@@ -114,6 +117,19 @@ def report(samples: dict[tuple[str, int], list[float]], jobs: int) -> str:
     return "\n".join(lines)
 
 
+def profile_sweep(jobs: int, cprofile: bool) -> None:
+    """Where a ``timing=quick`` sweep's time goes, by stage, in this process (see harness_profile.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from harness_profile import profile
+
+    with tempfile.TemporaryDirectory(prefix="rnnexp-profile-") as tmp:
+        load = os.getloadavg()[0]
+        table = profile(jobs, ["timing=quick"], Path(tmp), cprofile=cprofile)
+    how = "under cProfile" if cprofile else "stage clock only"
+    print(f"harness profile: {jobs} jobs, timing=quick, in one process ({how}); load {load:.2f} at the start")
+    print(table)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 jobs, timing=quick, 1 round (CI smoke run)")
@@ -122,7 +138,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--launchers", default="basic,rnnexp", help=f"comma-separated, of: {', '.join(LAUNCHERS)}")
     parser.add_argument("--split", action="store_true", help="also time 1-job runs: overhead as fixed + per job")
     parser.add_argument("--json", type=Path, help="write raw samples and environment here")
+    parser.add_argument("--profile", action="store_true", help="profile a timing=quick sweep by stage (1000 jobs)")
+    parser.add_argument("--no-cprofile", action="store_true", help="with --profile: the stage clock alone")
     args = parser.parse_args(argv)
+    if args.profile:
+        return profile_sweep(args.jobs or 1000, cprofile=not args.no_cprofile)
     jobs = args.jobs or (4 if args.quick else 16)
     rounds = args.rounds or (1 if args.quick else 3)
     timing = "quick" if args.quick else "default"

@@ -7,6 +7,11 @@ is flushed and fsync'd, given the mode the process umask gives any new file (064
 the rename itself survives a crash. On any failure (a full disk, an interrupt) the temp file is
 removed and the target is left as it was. A temp file left by a killed process is stale: the next
 run in that dir removes it (:func:`remove_stale_temps`), and nothing else.
+
+``durable=False`` leaves out both fsyncs: the file is still whole or absent for any reader and
+against a killed process (the rename is atomic), but not across a power loss or an OS crash. A
+job's own files are written so (``rnnexp.results.write_job``): their 12 fsyncs cost ~42 ms a job on
+this machine's disk, more than the rest of the harness per job; the sweep's own files stay durable.
 """
 
 from __future__ import annotations
@@ -53,8 +58,11 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path | str, write: Callable[[IO], Any], newline: str | None = "", binary: bool = False) -> Path:
-    """Create or replace ``path`` with what ``write(handle)`` writes to a text (or ``binary``) handle, atomically."""
+def write_atomic(
+    path: Path | str, write: Callable[[IO], Any], newline: str | None = "", binary: bool = False, durable: bool = True
+) -> Path:
+    """Create or replace ``path`` with what ``write(handle)`` writes to a text (or ``binary``) handle, atomically;
+    ``durable``: fsync'd, the file and then its dir (see the module docstring)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
@@ -63,27 +71,29 @@ def write_atomic(path: Path | str, write: Callable[[IO], Any], newline: str | No
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, file_mode())
         with os.fdopen(fd, "wb" if binary else "w", **text) as handle:
             write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
     return path
 
 
-def write_text_atomic(path: Path | str, text: str) -> Path:
-    return write_atomic(path, lambda fh: fh.write(text), newline=None)
+def write_text_atomic(path: Path | str, text: str, durable: bool = True) -> Path:
+    return write_atomic(path, lambda fh: fh.write(text), newline=None, durable=durable)
 
 
 def write_json_atomic(path: Path | str, record: Any) -> Path:
     return write_text_atomic(path, json.dumps(record, indent=2, default=str) + "\n")
 
 
-def write_csv_atomic(df, path: Path | str) -> Path:
+def write_csv_atomic(df, path: Path | str, durable: bool = True) -> Path:
     """A pandas DataFrame as CSV, without its index."""
-    return write_atomic(path, lambda fh: df.to_csv(fh, index=False))
+    return write_atomic(path, lambda fh: df.to_csv(fh, index=False), durable=durable)
 
 
 def remove_stale_temps(folder: Path | str, names: Iterable[str]) -> list[Path]:

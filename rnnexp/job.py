@@ -69,20 +69,23 @@ def _run_task(session: Session, dcfg: DictConfig) -> None:
     # Only a reference another job needs goes to disk; adjacent jobs share one in memory anyway.
     cache_dir = session.cache_dir if num in session.shared else None
     ctx = JobContext(concurrent_jobs=session.concurrent_jobs, peak_dir=session.root, cache_dir=cache_dir)
-    row = run_into(job_dir, dcfg, num, overrides, ctx)
+    row = run_into(job_dir, dcfg, num, overrides, ctx, typed=cfg)
     session.ran += 1
     log.info("%s%s", _progress(session, num), _one_line(row))
 
 
-def run_into(job_dir: Path, dcfg: DictConfig, num: int, overrides: list[str], ctx) -> dict[str, Any]:
+def run_into(
+    job_dir: Path, dcfg: DictConfig, num: int, overrides: list[str], ctx, typed: RunConfig | None = None
+) -> dict[str, Any]:
     """Run one composed job and write its row, side tables and ``.hydra/`` files into ``job_dir``; its row.
 
     The one way a job becomes files: Hydra's task (``run_task``) and the Python API (``rnnexp.run``).
+    ``typed``: ``dcfg`` as a RunConfig when the caller has it already (``OmegaConf.to_object``, ~1 ms).
     """
     from rnnexp.runner import run_job
     from rnnexp.session import Fatal
 
-    cfg: RunConfig = OmegaConf.to_object(dcfg)
+    cfg: RunConfig = typed if typed is not None else OmegaConf.to_object(dcfg)
     with logs.captured_warnings() as caught:
         result = run_job(cfg, ctx)
     row: dict[str, Any] = result.row
@@ -107,9 +110,11 @@ def _kept(job_dir: Path, num: int, cfg: RunConfig, session: Session) -> bool:
 
 
 def _save_config(job_dir: Path, dcfg: DictConfig, overrides: list[str]) -> None:
-    """The job's config and overrides, as Hydra would keep them in .hydra/, but written atomically."""
-    write_text_atomic(job_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(dcfg))
-    write_text_atomic(job_dir / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(OmegaConf.create(overrides)))
+    """The job's config and overrides, as Hydra would keep them in .hydra/, but written atomically (not
+    fsync'd, as the job's other files: ``rnnexp.results``)."""
+    write_text_atomic(job_dir / ".hydra" / "config.yaml", OmegaConf.to_yaml(dcfg), durable=False)
+    overrides_yaml = OmegaConf.to_yaml(OmegaConf.create(overrides))
+    write_text_atomic(job_dir / ".hydra" / "overrides.yaml", overrides_yaml, durable=False)
 
 
 def _progress(session: Session, num: int) -> str:

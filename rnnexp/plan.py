@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from rnnexp import hydra_compat, trust
+from rnnexp.confcopy import copy_config
 from rnnexp.config import ConfigError, RunConfig, as_flat_dict, conf_dir
 from rnnexp.override import check_value, from_hydra, hydra_errors
 from rnnexp.override import parse as parse_one
@@ -219,14 +220,14 @@ class _Composer:
         structure = tuple(o.input_line for o in parsed if self.structural(o))
         full, task, reads_hydra = self.template(structure)
         _set_job(full, parsed, num)  # before anything resolves ${hydra:job.num} and the like
-        task = copy.deepcopy(task)
+        task = copy_config(task)
         values = [o for o in parsed if not self.structural(o)]
         hydra_compat.apply_value_overrides(task, values)
         reads_hydra = reads_hydra or any(HYDRA_RESOLVER in str(o.value()) for o in values)
         with hydra_config(full, reads_hydra):
             typed: RunConfig = OmegaConf.to_object(task)
         if values and _reads_app_keys(full, "hydra.sweep.subdir"):  # e.g. ${hidden_size}: this job's value
-            full = copy.deepcopy(full)
+            full = copy_config(full)
             hydra_compat.apply_value_overrides(full, values)
         return full, as_flat_dict(typed)
 

@@ -1,10 +1,11 @@
 """Rows and tables: a job's row and side tables in its dir; a sweep's tables gathered by its manifest.
 
 A job writes its side tables (``steps.csv``, ``samples.csv``, ...) first and its row last, each
-atomically, so a row on disk means the job's files are complete. A sweep's tables are gathered
-job by job in manifest order from the rows that belong to the sweep (``manifest.job_row``), the
-cells copied as written (no float is re-rounded on the way), and a job the launcher lost becomes
-an error row naming what happened.
+atomically, so a row on disk means the job's files are complete; not fsync'd (``fileio``'s
+``durable``): a killed job leaves whole files or none, a power loss may lose its last jobs' files.
+A sweep's tables are gathered job by job in manifest order from the rows that belong to the sweep
+(``manifest.job_row``), the cells copied as written (no float is re-rounded on the way), and a job
+the launcher lost becomes an error row naming what happened.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def _cell(value) -> object:
     return value
 
 
-def write_row(row: dict, job_dir: Path) -> Path:
+def write_row(row: dict, job_dir: Path, durable: bool = True) -> Path:
     """A job's one-row results.csv (the csv module: a row is written per job, pandas costs ~5 ms each)."""
 
     def write(fh) -> None:
@@ -49,7 +50,7 @@ def write_row(row: dict, job_dir: Path) -> Path:
         writer.writerow(row.keys())
         writer.writerow([_cell(v) for v in row.values()])
 
-    return write_atomic(Path(job_dir) / ROW_FILE, write)
+    return write_atomic(Path(job_dir) / ROW_FILE, write, durable=durable)
 
 
 def write_job(row: dict, tables: dict[str, pd.DataFrame], job_dir: Path, job_num: int) -> Path:
@@ -62,8 +63,10 @@ def write_job(row: dict, tables: dict[str, pd.DataFrame], job_dir: Path, job_num
         if name not in tables:
             (Path(job_dir) / name).unlink(missing_ok=True)
     for name, table in tables.items():
-        write_csv_atomic(table.assign(job_num=job_num)[["job_num", *table.columns]], Path(job_dir) / name)
-    return write_row(row, job_dir)
+        with_num = table.copy(deep=False)  # the table's own columns are not copied: ~0.35 ms less than assign
+        with_num.insert(0, "job_num", job_num)
+        write_csv_atomic(with_num, Path(job_dir) / name, durable=False)
+    return write_row(row, job_dir, durable=False)
 
 
 @dataclass

@@ -129,3 +129,18 @@ def test_driver_memory_quick(tmp_path):
     assert done.stdout.startswith("driver RSS over a 60-job sweep")
     figures = json.loads(out.read_text())
     assert figures["rss_mb_at_checkpoint"] > 0 and len(figures["rss_mb_every_tenth"]) == 10
+
+
+def test_harness_profile_by_stage(tmp_path):
+    done = run_script("harness_overhead.py", "--profile", "--jobs", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    table = lines[2 : next(i for i, line in enumerate(lines) if line.startswith("wall")) + 1]
+    rows = {line[:15].strip(): line[15:].split() for line in table}
+    stages = ["imports", "plan", "compose", "hydra run_job", "validate", "prepare", "time", "memory pass",
+              "reference", "statistics", "row", "write", "gather", "driver, other", "wall"]  # fmt: skip
+    assert all(stage in rows for stage in stages), lines
+    assert all(float(rows[stage][0]) > 0 for stage in ["imports", "compose", "time", "write", "gather"]), rows
+    parts = sum(float(cells[0]) for stage, cells in rows.items() if stage != "wall")
+    assert abs(parts - float(rows["wall"][0])) <= 0.02 + 0.01 * parts  # every second charged once
+    assert any("cProfile, the 15 functions" in line for line in lines)

@@ -177,6 +177,25 @@ def test_hydra_config_set_to_is_undone_on_exit(loader_and_master):
     assert (HydraConfig.initialized() and HydraConfig.get()) is before  # unset stays unset, a set one is the same
 
 
+def test_hydra_config_set_to_without_a_copy_answers_from_the_config_itself(loader_and_master):
+    """copy=False: what set_config would answer, from the config's own hydra node (read-only, as set_config
+    leaves it), a change to that node included; put back on exit as with a copy."""
+    from hydra.core.hydra_config import HydraConfig
+
+    _, master = loader_and_master
+    before = HydraConfig.initialized() and HydraConfig.get()
+    with hydra_compat.hydra_config_set_to(_named(master, "copied")):
+        copied = OmegaConf.to_yaml(HydraConfig.get())
+    cfg = _named(master, "copied")
+    with hydra_compat.hydra_config_set_to(cfg, copy=False):
+        assert HydraConfig.get() is cfg.hydra and OmegaConf.is_readonly(cfg.hydra)
+        assert OmegaConf.to_yaml(HydraConfig.get()) == copied
+        with read_write(cfg.hydra), open_dict(cfg.hydra):
+            cfg.hydra.job.name = "changed"
+        assert OmegaConf.create({"n": "${hydra:job.name}"}).n == "changed"
+    assert (HydraConfig.initialized() and HydraConfig.get()) is before
+
+
 def test_hydra_config_set_to_leaves_an_unset_config_unset(loader_and_master, monkeypatch):
     from hydra.core.hydra_config import HydraConfig
 

@@ -255,10 +255,10 @@ import errno
 from pathlib import Path
 import rnnexp.fileio as fileio
 _write = fileio.write_atomic
-def write_atomic(path, write, newline=""):
+def write_atomic(path, write, newline="", **kw):
     if Path(path).parent.name == "2":
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
-    return _write(path, write, newline)
+    return _write(path, write, newline, **kw)
 fileio.write_atomic = write_atomic
 """
 

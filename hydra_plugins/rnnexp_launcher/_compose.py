@@ -14,16 +14,16 @@ tests/test_launcher.py checks both paths give Hydra's own result.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from rnnexp import hydra_compat
+from rnnexp.confcopy import copy_config
 
 MAX_TEMPLATES = 32  # distinct sets of group choices kept; a sweep over more composes the rest from scratch
 
@@ -35,25 +35,34 @@ class JobComposer:
         self.loader, self.master = config_loader, master
         self.parser = OverridesParser.create(config_loader=config_loader)
         self.templates: dict[tuple[str, ...], DictConfig] = {}
+        self.tasks: dict[tuple[str, ...], DictConfig] = {}  # each template's task part
         self.groups: dict[str, set[str]] = {}
         # hydra.searchpath in the config changes the config groups per compose: leave those to Hydra.
         self.fast = not OmegaConf.select(master, "hydra.searchpath")
 
     def compose(self, overrides: Sequence[str], num: int) -> DictConfig:
+        return self.compose_job(overrides, num)[0]
+
+    def compose_job(self, overrides: Sequence[str], num: int) -> tuple[DictConfig, DictConfig]:
+        """(the job's config, its task config: the same less ``hydra``), each a copy of its own."""
         parsed = self.parser.parse_overrides(list(overrides))
         split = self._split(parsed) if self.fast else None
         if split is None:
             cfg = self.loader.load_sweep_config(self.master, list(overrides))
+            task = _task_part(cfg)
         else:
             groups, values = split
-            cfg = copy.deepcopy(self._template(groups))
+            cfg = copy_config(self._template(groups))
             hydra_compat.apply_value_overrides(cfg, values)
             self._bookkeep(cfg, parsed)
             OmegaConf.copy_cache(from_config=self.master, to_config=cfg)
+            task = copy_config(self.tasks[groups])
+            hydra_compat.apply_value_overrides(task, values)
+            OmegaConf.copy_cache(from_config=self.master, to_config=task)
         with open_dict(cfg):
             cfg.hydra.job.id = num
             cfg.hydra.job.num = num
-        return cfg
+        return cfg, task
 
     def _is_group(self, key: str) -> bool:
         parent, _, name = key.rpartition("/")
@@ -83,7 +92,9 @@ class JobComposer:
         if groups not in self.templates:
             if len(self.templates) >= MAX_TEMPLATES:
                 self.templates.clear()
+                self.tasks.clear()
             self.templates[groups] = self.loader.load_sweep_config(self.master, list(groups))
+            self.tasks[groups] = _task_part(self.templates[groups])
         return self.templates[groups]
 
     @staticmethod
@@ -98,3 +109,11 @@ class JobComposer:
         cfg.hydra.job.override_dirname = hydra_compat.override_dirname(
             parsed, list(names.exclude_keys), names.item_sep, names.kv_sep
         )
+
+
+def _task_part(cfg: DictConfig) -> DictConfig:
+    """A copy of ``cfg`` less its ``hydra`` node, as Hydra's ``run_job`` makes the task's config."""
+    task = copy_config(cfg)
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    return task

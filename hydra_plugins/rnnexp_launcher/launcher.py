@@ -1,9 +1,10 @@
 """The launcher: jobs one after another in this process, like Hydra's basic launcher, each composed once.
 
 Each job's config comes from ``_compose.JobComposer`` (Hydra's result, composed once and fast) and
-runs through Hydra's own ``hydra.core.utils.run_job`` (output dir, ``hydra.job.chdir``, job
-logging, callbacks). ``launch_jobs`` takes jobs by number, so a resume runs jobs 3 and 7 as jobs 3
-and 7. The returns keep no config: a sweep's memory stays flat in its number of jobs.
+runs through ``_run.run_composed``: Hydra's own ``hydra.core.utils.run_job`` steps (output dir,
+``hydra.job.chdir``, job logging, callbacks) without its copies of a config made for this job
+alone. ``launch_jobs`` takes jobs by number, so a resume runs jobs 3 and 7 as jobs 3 and 7. The
+returns keep no config: a sweep's memory stays flat in its number of jobs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
@@ -36,6 +37,7 @@ class RnnexpLauncher(Launcher):
     def launch_jobs(self, jobs: Sequence[tuple[int, Sequence[str]]]) -> list[JobReturn]:
         """Run ``(number, overrides)`` jobs in turn, each under its own number and dir."""
         from hydra_plugins.rnnexp_launcher._compose import JobComposer
+        from hydra_plugins.rnnexp_launcher._run import run_composed
 
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         setup_globals()
@@ -46,15 +48,8 @@ class RnnexpLauncher(Launcher):
         returns = []
         for num, overrides in jobs:
             log.info(f"\t#{num} : {' '.join(filter_overrides(overrides))}")
-            cfg = self.composer.compose(overrides, num)
-            ret = run_job(
-                hydra_context=self.hydra_context,
-                task_function=self.task_function,
-                config=cfg,
-                job_dir_key="hydra.sweep.dir",
-                job_subdir_key="hydra.sweep.subdir",
-            )
-            ret.cfg = ret.hydra_cfg = None  # each holds the whole config: kept, they grow memory per job
-            returns.append(ret)
+            cfg, task_cfg = self.composer.compose_job(overrides, num)
+            # The return holds no config (run_composed keeps none): a sweep's memory stays flat in its jobs.
+            returns.append(run_composed(self.hydra_context, self.task_function, cfg, task_cfg))
             configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)  # run_job switched to the job's
         return returns
