@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import re
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,23 @@ def sweep(root, *overrides):
 
 def test_the_docstring_examples_run():
     assert doctest.testmod(api, raise_on_error=False).failed == 0
+
+
+def test_the_api_page_runs_as_written(no_stray_files, capsys):
+    """docs/api.md's Python blocks, in order, in one namespace, as a reader would paste them."""
+    work, _ = no_stray_files
+    page = (ROOT / "docs" / "api.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    assert len(blocks) >= 3  # run, load, the errors
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/api.md", "exec"), namespace)
+    assert {p.name for p in (work / "runs").iterdir()} == {"numpy_t20", "torch_t20"}
+    rows = namespace["rows"]
+    assert list(rows["backend"]) == ["numpy", "torch"] and set(rows["source"]) == {"numpy_t20", "torch_t20"}
+    assert str(rows["hidden_size"].dtype) == "Int64" and (rows["status"] == "ok").all()
+    assert namespace["row"].loc[0, "output_shape"] == "(1, 10, 16)"
+    assert "hidden_size=0: must be a positive integer" in capsys.readouterr().out
 
 
 def test_import_is_cheap():
