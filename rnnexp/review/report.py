@@ -20,6 +20,7 @@ import pandas as pd
 from rnnexp import backends, schema
 from rnnexp.fileio import write_text_atomic
 from rnnexp.review import coverage
+from rnnexp.review.axes import ok_rows
 from rnnexp.review.escape import markdown_cell, terminal_text
 from rnnexp.review.inputs import InputError, Results, is_run_dir, load_many
 from rnnexp.review.keys import minimal_keys, order_rows, text, varying
@@ -31,10 +32,6 @@ SHAPES = ["output_shape", "h_n_shape", "c_n_shape", "shape_ok"]
 PHASE_TIMES = ["fwd_time_median_ms", "bwd_data_time_median_ms", "bwd_weights_time_median_ms"]
 SHOWN = 20  # rows per table on the terminal without --all: a screen (report.md holds every row)
 NOISY = "noisy"  # a speed-up cell where either time is flagged noisy: the ratio is not shown
-
-
-def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
-    return df[(df["status"] == "ok").fillna(False).astype(bool)]
 
 
 def index_keys(df: pd.DataFrame) -> list[str]:
