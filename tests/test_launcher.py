@@ -15,6 +15,7 @@ import pytest
 from hydra import initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.plugins import Plugins
 from hydra.core.utils import setup_globals
 from hydra.plugins.launcher import Launcher
@@ -261,3 +262,70 @@ def test_plugin_found_after_editable_install(tmp_path):
     found = subprocess.run([sys.executable, "-S", "-c", script], cwd=work, env=env, capture_output=True, text=True)
     assert found.stdout.split()[0] == "True", found.stderr
     assert found.stdout.split()[1].startswith(str(src))
+
+
+class _Recorded:
+    """Hydra's callbacks, as a run_job-style runner calls them: each event and what HydraConfig says then."""
+
+    def __init__(self):
+        self.events = []
+
+    def on_job_start(self, config, task_function):
+        self.events.append(("start", config.hydra.job.num, HydraConfig.get().runtime.output_dir))
+
+    def on_job_end(self, config, job_return):
+        self.events.append(("end", config.hydra.job.num, job_return.status.name))
+
+
+@pytest.mark.parametrize("chdir", [False, True])
+@pytest.mark.parametrize("fails", [False, True])
+def test_run_composed_runs_a_job_as_hydras_run_job(loader_and_master, tmp_path, monkeypatch, chdir, fails):
+    """The launcher's copy-free runner against Hydra's own run_job on one job: the task sees the same dir, cwd,
+    env_set, HydraConfig and config; the same callbacks fire; the same return; cwd and HydraConfig put back."""
+    from hydra.core.utils import JobStatus, run_job
+    from hydra.types import HydraContext
+
+    from hydra_plugins.rnnexp_launcher._run import JOB_DIR_KEY, JOB_SUBDIR_KEY, run_composed
+
+    loader, master = loader_and_master
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RNNEXP_PROBE", raising=False)
+
+    def task(cfg):
+        seen.append((os.getcwd(), os.environ.get("RNNEXP_PROBE"), HydraConfig.get().runtime.output_dir,
+                     HydraConfig.get().job.num, OmegaConf.to_yaml(cfg)))  # fmt: skip
+        if fails:
+            raise RuntimeError("the job failed")
+        return cfg.seed * 10
+
+    outcomes = []
+    for runner in ("hydra", "rnnexp"):
+        seen, callbacks = [], _Recorded()
+        overrides = ["seed=3", f"hydra.sweep.dir={tmp_path / runner}", f"hydra.job.chdir={chdir}",
+                     "+hydra.job.env_set.RNNEXP_PROBE=yes"]  # fmt: skip
+        cfg, task_cfg = JobComposer(loader, master).compose_job(overrides, 5)
+        context = HydraContext(config_loader=loader, callbacks=callbacks)
+        before = HydraConfig.instance().cfg
+        if runner == "hydra":
+            ret = run_job(hydra_context=context, task_function=task, config=cfg, job_dir_key=JOB_DIR_KEY,
+                          job_subdir_key=JOB_SUBDIR_KEY)  # fmt: skip
+        else:
+            ret = run_composed(context, task, cfg, task_cfg)
+        assert os.getcwd() == str(tmp_path) and HydraConfig.instance().cfg is before
+        assert os.environ.get("RNNEXP_PROBE") is None
+        try:
+            value = ret.return_value  # a failed job's exception is raised here, as Hydra's JobReturn does
+        except RuntimeError as exc:
+            value = repr(exc)
+
+        def where(s, sweep=tmp_path / runner):
+            return str(s).replace(str(sweep), "<sweep>").replace(str(tmp_path), "<cwd>")
+
+        outcomes.append((
+            [tuple(where(x) for x in s) for s in seen], [tuple(where(x) for x in e) for e in callbacks.events],
+            ret.status, value, list(ret.overrides), where(ret.working_dir), ret.task_name,
+            (tmp_path / runner / "5").is_dir(),
+        ))  # fmt: skip
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[1][2] == (JobStatus.FAILED if fails else JobStatus.COMPLETED)
+    assert outcomes[1][0][0][:4] == ("<sweep>/5" if chdir else "<cwd>", "yes", "<sweep>/5", "5")
