@@ -76,21 +76,3 @@ def _orthogonal_blocks(rng: np.random.Generator, shape: tuple[int, ...], gates: 
         q = q * np.sign(np.diag(r))  # sign fix makes the draw Haar-uniform
         blocks.append(q if rows >= cols else q.T)
     return gain * np.concatenate(blocks, axis=0)
-
-
-def _xavier_uniform(rng: np.random.Generator, shape: tuple[int, ...], gain: float) -> np.ndarray:
-    """``nn.init.xavier_uniform_`` on a 2-D weight: fan_in = columns, fan_out = rows."""
-    bound = gain * np.sqrt(6.0 / (shape[0] + shape[1]))
-    return rng.uniform(-bound, bound, shape)
-
-
-def _orthogonal_blocks(rng: np.random.Generator, shape: tuple[int, ...], gates: int, gain: float) -> np.ndarray:
-    """One (semi-)orthogonal matrix per gate block, stacked in gate order: ``nn.init.orthogonal_``'s method."""
-    rows, cols = shape[0] // gates, shape[1]
-    blocks = []
-    for _ in range(gates):
-        a = rng.normal(size=(max(rows, cols), min(rows, cols)))
-        q, r = np.linalg.qr(a)
-        q = q * np.sign(np.diag(r))  # sign fix makes the draw Haar-uniform
-        blocks.append(q if rows >= cols else q.T)
-    return gain * np.concatenate(blocks, axis=0)
