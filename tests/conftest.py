@@ -34,6 +34,25 @@ def cfg_of():
     return make_config
 
 
+@pytest.fixture
+def extra_backend(tmp_path, monkeypatch):
+    """``add(module, source=None)``: a registry line for ``module`` (written to tmp_path from ``source`` if
+    given), as a new backend adds one; the registry, sys.path and every monkeypatch are put back after."""
+    from rnnexp import backends
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def add(module: str, source: str | None = None) -> None:
+        if source is not None:
+            (tmp_path / f"{module}.py").write_text(source)
+        monkeypatch.setattr(backends, "_MODULES", (*backends._MODULES, module))
+        backends._registry.cache_clear()
+
+    yield add
+    monkeypatch.undo()
+    backends._registry.cache_clear()
+
+
 def run_cli(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     """The real CLI in a subprocess, under ``cwd`` (so outputs/ lands there)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HYDRA_FULL_ERROR": "0"}

@@ -186,39 +186,33 @@ def test_exactly_one_reference_and_it_is_measured_by_tracemalloc():
     assert backends.declared(backends.reference()).peak_mem_method("cpu") == "tracemalloc"
 
 
-def test_a_new_backend_is_one_file_and_one_registry_line(tmp_path, monkeypatch):
+def test_a_new_backend_is_one_file_and_one_registry_line(extra_backend):
     """A module declaring itself, added to ``_MODULES``: validation, the refusal of what it cannot run and
     the memory and time estimates read it, with nothing else edited."""
     from rnnexp import memory, runner
     from rnnexp.config import ConfigError, Dtype, Mode, RunConfig
     from rnnexp.validation import validate
 
-    (tmp_path / "my_backend.py").write_text(
+    extra_backend(
+        "my_backend",
         '"""My backend: the NumPy reference under another name."""\n'
         "from rnnexp.backends import Backend\n"
         "from rnnexp.backends.numpy_ref import prepare\n"
-        'BACKEND = Backend(name="mine", dtypes=("float64",), weight_copies=2, step_cost_s=1.0)\n'
+        'BACKEND = Backend(name="mine", dtypes=("float64",), weight_copies=2, step_cost_s=1.0)\n',
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(backends, "_MODULES", (*backends._MODULES, "my_backend"))
-    backends._registry.cache_clear()
-    try:
-        assert "mine" in backends.names()
-        cfg = RunConfig(backend="mine", dtype=Dtype.float64)
-        validate(cfg)
-        refused = r"^dtype=float32: backend=mine: it runs float64 only \(allowed: float64\)"
-        with pytest.raises(ConfigError, match=refused):
-            validate(RunConfig(backend="mine"))
-        with pytest.raises(ConfigError, match="backend=mine cannot train"):
-            validate(RunConfig(backend="mine", dtype=Dtype.float64, mode=Mode.training))
-        numpy = RunConfig(backend=backends.reference(), dtype=Dtype.float64)
-        phase = memory.job_bytes_breakdown(cfg)["backend_phase"] - memory.job_bytes_breakdown(numpy)["backend_phase"]
-        assert phase == 2 * memory.param_bytes(cfg)  # its two weight copies
-        steps = cfg.timesteps * cfg.layers
-        assert runner.expected_forward_s(cfg, 1.0) - runner.expected_forward_s(numpy, 1.0) == pytest.approx(
-            steps * (1.0 - backends.declared(backends.reference()).step_cost_s)
-        )
-        assert memory.peak_method("cpu", "mine") == "tracemalloc"
-    finally:
-        monkeypatch.undo()
-        backends._registry.cache_clear()
+    assert "mine" in backends.names()
+    cfg = RunConfig(backend="mine", dtype=Dtype.float64)
+    validate(cfg)
+    refused = r"^dtype=float32: backend=mine: it runs float64 only \(allowed: float64\)"
+    with pytest.raises(ConfigError, match=refused):
+        validate(RunConfig(backend="mine"))
+    with pytest.raises(ConfigError, match="backend=mine cannot train"):
+        validate(RunConfig(backend="mine", dtype=Dtype.float64, mode=Mode.training))
+    numpy = RunConfig(backend=backends.reference(), dtype=Dtype.float64)
+    phase = memory.job_bytes_breakdown(cfg)["backend_phase"] - memory.job_bytes_breakdown(numpy)["backend_phase"]
+    assert phase == 2 * memory.param_bytes(cfg)  # its two weight copies
+    steps = cfg.timesteps * cfg.layers
+    assert runner.expected_forward_s(cfg, 1.0) - runner.expected_forward_s(numpy, 1.0) == pytest.approx(
+        steps * (1.0 - backends.declared(backends.reference()).step_cost_s)
+    )
+    assert memory.peak_method("cpu", "mine") == "tracemalloc"

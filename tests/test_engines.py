@@ -178,27 +178,20 @@ def test_a_missing_extra_is_one_line_naming_pip(backend, extra, module, monkeypa
     assert str(err.value) == f"backend={backend}: needs the {extra} extra: pip install 'rnnexp[{extra}]'"
 
 
-def test_a_missing_backend_module_is_a_bug_not_a_setup_step(monkeypatch, tmp_path):
+def test_a_missing_backend_module_is_a_bug_not_a_setup_step(extra_backend):
     """A registry line naming no module, or a backend whose own import fails on a package its extra does not
     install, is ModuleNotFoundError (a bug), never the extra's pip line."""
-    (tmp_path / "broken_backend.py").write_text(
+    extra_backend(
+        "broken_backend",
         "from rnnexp.backends import Backend\n"
         'BACKEND = Backend(name="broken", extra="jax", packages=("jax", "jaxlib"))\n'
-        "import no_such_dependency\n"
+        "import no_such_dependency\n",
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(backends, "_MODULES", (*backends._MODULES, "broken_backend"))
-    backends._registry.cache_clear()
-    try:
-        with pytest.raises(ModuleNotFoundError):
-            backends.load("broken")
-        monkeypatch.setattr(backends, "_MODULES", (*backends._MODULES, "rnnexp.backends.no_such_module"))
-        backends._registry.cache_clear()
-        with pytest.raises(ModuleNotFoundError):
-            backends.load("jax")
-    finally:
-        monkeypatch.undo()
-        backends._registry.cache_clear()
+    with pytest.raises(ModuleNotFoundError):
+        backends.load("broken")
+    extra_backend("rnnexp.backends.no_such_module")
+    with pytest.raises(ModuleNotFoundError):
+        backends.load("jax")
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "jax"])
